@@ -1,0 +1,87 @@
+"""Default hyperparameters of lpaae_jax (SPEC §4); dataset configs override a few fields.
+
+Not meant to be run directly: use configs/mnist.py, configs/cifar10.py or configs/svhn.py.
+Every dataset config accepts a variant string after a colon, a comma-separated list of a
+setting (`none`, `supervised`, `unsupervised`) and a prior (`learned`, `fixed`), e.g.
+`--config=configs/cifar10.py:supervised,fixed`.
+"""
+
+import ml_collections
+
+from lpaae_jax.config_validation import CONDITIONS, PRIORS
+
+
+def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # Data (tfds). data_dir=None falls back to $LPAAE_DATA_DIR, then $TFDS_DATA_DIR, then
+  # tfds's default (~/tensorflow_datasets).
+  config.dataset = "cifar10"
+  config.data_dir = ml_collections.config_dict.placeholder(str)
+  config.download = True
+  config.train_split = "train"
+  config.eval_split = "test"
+  config.shuffle_buffer_size = 10_000
+
+  config.model = ml_collections.ConfigDict()
+  config.model.image_size = 32          # every network works on 32x32 (MNIST is padded 28->32)
+  config.model.channels = 3
+  config.model.width = 64               # w of SPEC §1 (paper: 64)
+  config.model.code_dim = 64            # paper
+  config.model.noise_dim = 64           # ours
+  config.model.num_classes = 10
+  config.model.condition = "none"       # none | supervised | unsupervised
+  config.model.prior = "learned"        # learned (code generator) | fixed (N(0, I) baseline)
+  config.model.disc_hidden = 1000       # D_I's dense layer
+  config.model.code_disc_hidden = (1000, 500, 200)
+  config.model.bn_momentum = 0.9        # ours: running stats track fast for inference-mode use
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.rec_weight_decoder = 1.0  # lambda of Algorithm 1 (ours: 1.0)
+  config.loss.adv_code_weight = 1.0
+  config.loss.info_weight = 1.0
+  config.loss.pixel_rec_weight = 0.0
+  config.loss.gan_loss = "non_saturating"  # non_saturating | minimax
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 2e-4
+  config.optim.b1 = 0.5
+  config.optim.b2 = 0.999
+
+  config.seed = 0
+  config.batch_size = 64                # global batch, split over devices
+  config.num_train_steps = 100_000
+  config.compute_dtype = "float32"      # float32 | bfloat16 (activations only)
+  config.steps_per_jit = 1
+
+  config.log_every_steps = 100
+  config.eval_every_steps = 5_000
+  config.checkpoint_every_steps = 5_000
+  config.max_to_keep = 3
+  config.num_grid_rows = 10             # noise vectors (rows) of the sample grid
+  config.num_reconstructions = 8
+
+  config.eval = ml_collections.ConfigDict()
+  # Inception weights (.npz of pytorch-fid keys). None: $LPAAE_INCEPTION_WEIGHTS, then the
+  # cache directory ~/.cache/lpaae_jax.
+  config.eval.inception_weights = ml_collections.config_dict.placeholder(str)
+  config.eval.num_samples = 50_000
+  config.eval.num_splits = 10
+  config.eval.batch_size = 250
+
+  if variant:
+    apply_variant(config, variant)
+  return config
+
+
+def apply_variant(config: ml_collections.ConfigDict, variant: str) -> None:
+  """Applies 'supervised,fixed'-style variant strings (setting and/or prior, any order)."""
+  for token in filter(None, (t.strip() for t in variant.split(","))):
+    if token in CONDITIONS:
+      config.model.condition = token
+    elif token in PRIORS:
+      config.model.prior = token
+    else:
+      raise ValueError(
+          f"Unknown config variant {token!r}: use a setting {CONDITIONS} and/or a prior "
+          f"{PRIORS}, comma-separated, e.g. 'configs/cifar10.py:supervised,fixed'.")

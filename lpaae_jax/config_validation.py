@@ -1,0 +1,84 @@
+"""Config validation in one place, run before anything compiles or touches a workdir.
+
+Every error is one line naming the field, the bad value and what is allowed.
+"""
+
+import math
+
+import ml_collections
+
+CONDITIONS = ("none", "supervised", "unsupervised")
+PRIORS = ("learned", "fixed")
+GAN_LOSSES = ("non_saturating", "minimax")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+CHANNELS = (1, 3)
+
+
+class ConfigError(ValueError):
+  """A config field holds a value the library cannot run with."""
+
+
+def _require(ok: bool, field: str, value, allowed: str) -> None:
+  if not ok:
+    raise ConfigError(f"config.{field}={value!r} is invalid: {allowed}.")
+
+
+def _positive_int(config, field: str) -> None:
+  value = _get(config, field)
+  _require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
+           value, "must be a positive integer")
+
+
+def _non_negative(config, field: str) -> None:
+  value = _get(config, field)
+  _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, field,
+           value, "must be a finite number >= 0")
+
+
+def _get(config, field: str):
+  node = config
+  for part in field.split("."):
+    if part not in node:
+      raise ConfigError(f"config.{field} is missing: start from configs/default.py, which "
+                        "defines every field.")
+    node = node[part]
+  return node
+
+
+def validate_model_config(config: ml_collections.ConfigDict) -> None:
+  """Checks what the networks and train steps need (model, loss, optim, dtype)."""
+  model = config.model
+  _require(model.condition in CONDITIONS, "model.condition", model.condition,
+           f"allowed: {', '.join(CONDITIONS)}")
+  _require(model.prior in PRIORS, "model.prior", model.prior, f"allowed: {', '.join(PRIORS)}")
+  _require(config.loss.gan_loss in GAN_LOSSES, "loss.gan_loss", config.loss.gan_loss,
+           f"allowed: {', '.join(GAN_LOSSES)}")
+  _require(config.compute_dtype in COMPUTE_DTYPES, "compute_dtype", config.compute_dtype,
+           f"allowed: {', '.join(COMPUTE_DTYPES)}")
+  for field in ("model.width", "model.code_dim", "model.noise_dim", "model.num_classes",
+                "model.image_size", "model.disc_hidden", "batch_size"):
+    _positive_int(config, field)
+  _require(model.channels in CHANNELS, "model.channels", model.channels,
+           "allowed: 1 (gray) or 3 (colour)")
+  size = model.image_size
+  _require(size >= 8 and size & (size - 1) == 0, "model.image_size", size,
+           "must be a power of two >= 8 (the networks halve it down to 4x4)")
+  _require(isinstance(model.bn_momentum, float) and 0 <= model.bn_momentum < 1,
+           "model.bn_momentum", model.bn_momentum, "must be a float in [0, 1)")
+  hidden = tuple(model.code_disc_hidden)
+  _require(len(hidden) > 0 and all(isinstance(h, int) and h > 0 for h in hidden),
+           "model.code_disc_hidden", hidden, "must be a non-empty tuple of positive integers")
+  if model.prior == "fixed" and model.condition != "none":
+    _require(model.code_dim > model.num_classes, "model.code_dim", model.code_dim,
+             f"with prior='fixed' and condition='{model.condition}' the code is [z'; one-hot s], "
+             f"so code_dim must exceed model.num_classes={model.num_classes}")
+  for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.info_weight",
+                "loss.pixel_rec_weight"):
+    _non_negative(config, field)
+  lr = config.optim.learning_rate
+  _require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+           "optim.learning_rate", lr, "must be a finite number > 0")
+  for field in ("optim.b1", "optim.b2"):
+    value = _get(config, field)
+    _require(isinstance(value, (int, float)) and 0 <= value < 1, field, value,
+             "must lie in [0, 1)")

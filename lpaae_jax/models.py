@@ -1,0 +1,184 @@
+"""The five networks of SPEC §1, one definition each for every dataset.
+
+Image size, channels, width multiplier and code/noise dims are module fields, so MNIST,
+CIFAR-10 and SVHN build the same classes with different numbers. Parameters are float32;
+`dtype` sets the activation (compute) dtype. Discriminators return logits.
+"""
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+# The decoder starts from, and the encoder ends at, a 4x4 feature map (SPEC §1).
+BASE_RESOLUTION = 4
+# Channel multiplier of each resolution level below the input, capped as in the paper's 8w.
+MAX_WIDTH_MULTIPLIER = 8
+LEAKY_SLOPE = 0.2
+
+
+def num_resolution_levels(image_size: int) -> int:
+  """How many stride-2 blocks lie between `image_size` and the 4x4 base (3 for 32 px)."""
+  return int(math.log2(image_size // BASE_RESOLUTION))
+
+
+def level_width(width: int, level: int) -> int:
+  """Channels at `level` halvings below full resolution: w, 2w, 4w, 8w, 8w, ..."""
+  return width * min(2**level, MAX_WIDTH_MULTIPLIER)
+
+
+def _batch_norm(train: bool, momentum: float, dtype: Dtype) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5,
+                      dtype=dtype, param_dtype=jnp.float32)
+
+
+class ResBlock(nn.Module):
+  """conv3x3 -> ReLU -> conv3x3, plus a skip, ReLU after the sum (no normalisation).
+
+  `resample="down"` makes the first conv 3x3 stride 2 (encoder); `"up"` makes it a 4x4
+  stride-2 transposed conv (decoder). When resolution or channels change, the skip is a
+  learned 1x1 projection after average-pooling / nearest upsampling (ours).
+  """
+  features: int
+  resample: str = "none"  # none | down | up
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    conv = lambda f, k, s=1: nn.Conv(f, (k, k), strides=(s, s), padding="SAME",
+                                     dtype=self.dtype, param_dtype=jnp.float32)
+    if self.resample == "down":
+      h = conv(self.features, 3, 2)(x)
+    elif self.resample == "up":
+      h = nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME",
+                           dtype=self.dtype, param_dtype=jnp.float32)(x)
+    elif self.resample == "none":
+      h = conv(self.features, 3)(x)
+    else:
+      raise ValueError(f"ResBlock.resample={self.resample!r}; use 'none', 'down' or 'up'.")
+    h = conv(self.features, 3)(nn.relu(h))
+
+    skip = x
+    if self.resample == "down":
+      skip = nn.avg_pool(skip, (2, 2), strides=(2, 2))
+    elif self.resample == "up":
+      batch, height, width, channels = skip.shape
+      skip = jax.image.resize(skip, (batch, 2 * height, 2 * width, channels), "nearest")
+    if skip.shape[-1] != self.features or self.resample != "none":
+      skip = conv(self.features, 1)(skip)
+    return nn.relu(h + skip)
+
+
+class Encoder(nn.Module):
+  """x (B, S, S, C) in [-1, 1] -> code (B, code_dim), linear output."""
+  width: int
+  code_dim: int
+  image_size: int = 32
+  bn_momentum: float = 0.9
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = x.astype(self.dtype)
+    x = nn.relu(nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype,
+                        param_dtype=jnp.float32)(x))
+    x = ResBlock(self.width, dtype=self.dtype)(x)
+    for level in range(1, num_resolution_levels(self.image_size) + 1):
+      x = ResBlock(level_width(self.width, level), "down", dtype=self.dtype)(x)
+    x = jnp.mean(x, axis=(1, 2))  # global average pool over the 4x4 map
+    x = nn.Dense(2 * self.code_dim, dtype=self.dtype, param_dtype=jnp.float32)(x)
+    x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
+    x = nn.Dense(self.code_dim, dtype=self.dtype, param_dtype=jnp.float32)(x)
+    return x.astype(jnp.float32)
+
+
+class Decoder(nn.Module):
+  """code (B, code_dim) -> image (B, S, S, C) in [-1, 1] (tanh)."""
+  width: int
+  channels: int
+  image_size: int = 32
+  bn_momentum: float = 0.9
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool):
+    levels = num_resolution_levels(self.image_size)
+    base_width = level_width(self.width, levels)
+    # A 4x4 transposed conv on a 1x1 input (SPEC §1) is exactly a dense layer to 4*4*8w.
+    x = nn.Dense(BASE_RESOLUTION * BASE_RESOLUTION * base_width, dtype=self.dtype,
+                 param_dtype=jnp.float32)(z.astype(self.dtype))
+    x = x.reshape(z.shape[0], BASE_RESOLUTION, BASE_RESOLUTION, base_width)
+    x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
+    for level in reversed(range(levels)):
+      x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype)(x)
+    x = nn.Conv(self.channels, (3, 3), padding="SAME", dtype=self.dtype,
+                param_dtype=jnp.float32)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class CodeGenerator(nn.Module):
+  """[z; s] -> z_c (B, code_dim): the learned prior (BatchNorm-ed linear output)."""
+  noise_dim: int
+  code_dim: int
+  bn_momentum: float = 0.9
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, inputs, train: bool):
+    x = nn.Dense(2 * self.noise_dim, dtype=self.dtype, param_dtype=jnp.float32)(
+        inputs.astype(self.dtype))
+    x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
+    x = nn.Dense(self.code_dim, dtype=self.dtype, param_dtype=jnp.float32)(x)
+    x = _batch_norm(train, self.bn_momentum, self.dtype)(x)
+    return x.astype(jnp.float32)
+
+
+class ImageDiscriminator(nn.Module):
+  """D_I with the InfoGAN Q head.
+
+  Returns (real/fake logit (B,), Q logits (B, num_classes), feature layer F (B, 4, 4, 4w)).
+  F is the learned similarity metric of the reconstruction loss.
+  """
+  width: int
+  num_classes: int
+  hidden: int = 1000
+  bn_momentum: float = 0.9
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    conv = lambda f: nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                             param_dtype=jnp.float32)
+    x = x.astype(self.dtype)
+    x = nn.leaky_relu(conv(self.width)(x), LEAKY_SLOPE)
+    x = nn.leaky_relu(_batch_norm(train, self.bn_momentum, self.dtype)(conv(2 * self.width)(x)),
+                      LEAKY_SLOPE)
+    features = nn.leaky_relu(
+        _batch_norm(train, self.bn_momentum, self.dtype)(conv(4 * self.width)(x)), LEAKY_SLOPE)
+    h = features.reshape(features.shape[0], -1)
+    h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32)(h),
+                      LEAKY_SLOPE)
+    logit = nn.Dense(1, dtype=self.dtype, param_dtype=jnp.float32, name="D")(h)[:, 0]
+    q_logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
+                        name="Q")(h)
+    return (logit.astype(jnp.float32), q_logits.astype(jnp.float32),
+            features.astype(jnp.float32))
+
+
+class CodeDiscriminator(nn.Module):
+  """D_C: code (B, code_dim) -> logit (B,). No BatchNorm, so it carries no batch_stats."""
+  hidden: Sequence[int] = (1000, 500, 200)
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    del train  # same function in both modes; the argument keeps every network's call uniform
+    x = z.astype(self.dtype)
+    for features in self.hidden:
+      x = nn.leaky_relu(nn.Dense(features, dtype=self.dtype, param_dtype=jnp.float32)(x),
+                        LEAKY_SLOPE)
+    return nn.Dense(1, dtype=self.dtype, param_dtype=jnp.float32)(x)[:, 0].astype(jnp.float32)

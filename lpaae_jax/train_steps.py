@@ -1,0 +1,313 @@
+"""The two phases of Algorithm 1 (SPEC §3) as pure functions `(states, batch, key) ->
+(states, metrics)`.
+
+Each phase differentiates only the networks it updates and returns the others untouched
+(same arrays: params, optimizer state and batch statistics). Networks a phase keeps fixed
+run in inference mode (running BatchNorm averages), as SPEC prescribes for the code
+generator in the AAE phase. Within a phase the discriminator is updated first and the
+generator-side networks then train against the updated discriminator, in the order of
+Algorithm 1; each shared forward pass (enc(x); dec(z_c) and dec(enc(x))) is computed once
+and its vjp carries the generator gradient back.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from lpaae_jax import losses
+from lpaae_jax.states import ModelSpec, States, TrainState
+
+Metrics = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+  """Loss hyperparameters bound into the jitted steps (no ConfigDict in traced code)."""
+  rec_weight_decoder: float = 1.0
+  adv_code_weight: float = 1.0
+  info_weight: float = 1.0
+  pixel_rec_weight: float = 0.0
+  gan_loss: str = "non_saturating"
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "LossWeights":
+    loss = config.loss
+    return cls(rec_weight_decoder=float(loss.rec_weight_decoder),
+               adv_code_weight=float(loss.adv_code_weight),
+               info_weight=float(loss.info_weight),
+               pixel_rec_weight=float(loss.pixel_rec_weight), gan_loss=loss.gan_loss)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def check_batch(spec: ModelSpec, batch: dict[str, Any]) -> None:
+  """Raises ValueError when a batch does not fit the model (runs at trace time)."""
+  if "image" not in batch:
+    raise ValueError(f"batch has keys {sorted(batch)}; it needs 'image' (B, H, W, C) float32 "
+                     "in [-1, 1] and 'label' (B,) int32.")
+  image = batch["image"]
+  if image.ndim != 4 or tuple(image.shape[1:]) != spec.image_shape:
+    raise ValueError(f"batch['image'] has shape {tuple(image.shape)}; the config "
+                     f"(model.image_size={spec.image_size}, model.channels={spec.channels}) "
+                     f"needs (B, {spec.image_size}, {spec.image_size}, {spec.channels}).")
+  if not jnp.issubdtype(image.dtype, jnp.floating):
+    raise ValueError(f"batch['image'] has dtype {image.dtype}; it must be float32 in [-1, 1].")
+  if spec.condition == "supervised":
+    label = batch.get("label")
+    if label is None:
+      raise ValueError("model.condition='supervised' needs batch['label'] (B,) int32.")
+    if tuple(label.shape) != (image.shape[0],) or not jnp.issubdtype(label.dtype, jnp.integer):
+      raise ValueError(f"batch['label'] has shape {tuple(label.shape)} and dtype "
+                       f"{label.dtype}; it must be int32 of shape ({image.shape[0]},).")
+
+
+def _variables(state: TrainState, params=None) -> dict[str, Any]:
+  variables = {"params": state.params if params is None else params}
+  if state.batch_stats:
+    variables["batch_stats"] = state.batch_stats
+  return variables
+
+
+def apply_train(state: TrainState, params, batch_stats, *inputs):
+  """Training-mode forward pass with explicit params and batch stats.
+
+  Returns (outputs, new batch_stats).
+  """
+  if not batch_stats:
+    return state.apply_fn({"params": params}, *inputs, train=True), batch_stats
+  outputs, updates = state.apply_fn({"params": params, "batch_stats": batch_stats}, *inputs,
+                                    train=True, mutable=["batch_stats"])
+  return outputs, updates["batch_stats"]
+
+
+def apply_eval(state: TrainState, *inputs):
+  """Inference-mode forward pass (running BatchNorm averages, nothing updated)."""
+  return state.apply_fn(_variables(state), *inputs, train=False)
+
+
+def sample_prior_inputs(spec: ModelSpec, key, batch_size: int,
+                        labels=None) -> tuple[jax.Array, Optional[jax.Array]]:
+  """Draws the prior's inputs: noise z and the condition s (integer labels, or None).
+
+  Supervised: s is the batch's labels; unsupervised: s ~ Categorical(num_classes).
+  """
+  noise_key, s_key = jax.random.split(key)
+  noise = jax.random.normal(noise_key, (batch_size, spec.noise_size), jnp.float32)
+  if spec.condition == "supervised":
+    s = labels
+  elif spec.condition == "unsupervised":
+    s = jax.random.randint(s_key, (batch_size,), 0, spec.num_classes)
+  else:
+    s = None
+  return noise, s
+
+
+def prior_input_vector(spec: ModelSpec, noise, s):
+  """[z; one-hot s] for a conditional setting, else z."""
+  if s is None:
+    return noise
+  return jnp.concatenate([noise, jax.nn.one_hot(s, spec.num_classes, dtype=noise.dtype)], -1)
+
+
+def prior_codes_eval(states: States, noise, s):
+  """z_c in inference mode: CG([z; s]) for the learned prior, [z'; s] for the fixed one."""
+  inputs = prior_input_vector(states.spec, noise, s)
+  if states.code_generator is None:
+    return inputs
+  return apply_eval(states.code_generator, inputs)
+
+
+# ----------------------------------------------------------------------------- AAE phase
+
+
+def aae_phase_step(states: States, batch: dict[str, Any], key, *,
+                   weights: LossWeights) -> tuple[States, Metrics]:
+  """AAE phase: updates D_C, the encoder and the decoder; CG and D_I stay fixed."""
+  spec = states.spec
+  check_batch(spec, batch)
+  images = batch["image"].astype(jnp.float32)
+  noise, s = sample_prior_inputs(spec, key, images.shape[0], batch.get("label"))
+  # The prior sample is a constant here: CG is fixed and gets no gradient.
+  prior_codes = jax.lax.stop_gradient(prior_codes_eval(states, noise, s))
+
+  encoder = states.encoder
+  codes, encoder_vjp, encoder_stats = jax.vjp(
+      lambda params: apply_train(encoder, params, encoder.batch_stats, images),
+      encoder.params, has_aux=True)
+
+  # Code discriminator: prior samples are real, encoder codes are fake.
+  code_disc = states.code_discriminator
+
+  def code_disc_loss_fn(params):
+    real_logits = code_disc.apply_fn({"params": params}, prior_codes)
+    fake_logits = code_disc.apply_fn({"params": params}, codes)
+    return losses.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+
+  (code_disc_loss, (real_logits, fake_logits)), code_disc_grads = jax.value_and_grad(
+      code_disc_loss_fn, has_aux=True)(code_disc.params)
+  code_disc = code_disc.apply_gradients(grads=code_disc_grads)
+
+  # F(x) of the fixed image discriminator is the reconstruction target.
+  image_disc = states.image_discriminator
+  _, _, real_features = apply_eval(image_disc, images)
+  decoder = states.decoder
+
+  def autoencoder_loss_fn(codes, decoder_params):
+    reconstructions, decoder_stats = apply_train(decoder, decoder_params, decoder.batch_stats,
+                                                 codes)
+    _, _, rec_features = apply_eval(image_disc, reconstructions)
+    feature_loss = losses.feature_reconstruction_loss(real_features, rec_features)
+    pixel_loss = losses.pixel_reconstruction_loss(images, reconstructions)
+    rec_loss = feature_loss + weights.pixel_rec_weight * pixel_loss
+    adv_loss = losses.generator_loss(code_disc.apply_fn({"params": code_disc.params}, codes),
+                                     weights.gan_loss)
+    encoder_loss = rec_loss + weights.adv_code_weight * adv_loss
+    return encoder_loss, (decoder_stats, feature_loss, pixel_loss, adv_loss, rec_loss)
+
+  # d(encoder_loss)/d(codes) drives the encoder; the adversarial term does not depend on the
+  # decoder, so d(encoder_loss)/d(decoder) = d(L_rec)/d(decoder), scaled by lambda below.
+  (encoder_loss, aux), (code_grads, decoder_grads) = jax.value_and_grad(
+      autoencoder_loss_fn, argnums=(0, 1), has_aux=True)(codes, decoder.params)
+  decoder_stats, feature_loss, pixel_loss, adv_loss, rec_loss = aux
+  (encoder_grads,) = encoder_vjp(code_grads)
+  decoder_grads = jax.tree_util.tree_map(lambda g: weights.rec_weight_decoder * g,
+                                         decoder_grads)
+
+  new_states = states.replace(
+      encoder=encoder.apply_gradients(grads=encoder_grads, batch_stats=encoder_stats),
+      decoder=decoder.apply_gradients(grads=decoder_grads, batch_stats=decoder_stats),
+      code_discriminator=code_disc)
+  metrics = {
+      "aae/code_disc_loss": code_disc_loss,
+      "aae/feature_rec_loss": feature_loss,
+      "aae/pixel_rec_loss": pixel_loss,
+      "aae/rec_loss": rec_loss,
+      "aae/encoder_adv_loss": adv_loss,
+      "aae/encoder_loss": encoder_loss,
+      "aae/decoder_loss": weights.rec_weight_decoder * rec_loss,
+      "aae/p_code_real": losses.mean_probability(real_logits),
+      "aae/p_code_fake": losses.mean_probability(fake_logits),
+  }
+  return new_states, metrics
+
+
+# ------------------------------------------------------------------ prior-improvement phase
+
+
+def prior_phase_step(states: States, batch: dict[str, Any], key, *,
+                     weights: LossWeights) -> tuple[States, Metrics]:
+  """Prior-improvement phase: updates D_I (+Q), CG and the decoder; enc and D_C stay fixed."""
+  spec = states.spec
+  check_batch(spec, batch)
+  images = batch["image"].astype(jnp.float32)
+  noise, s = sample_prior_inputs(spec, key, images.shape[0], batch.get("label"))
+  codes = apply_eval(states.encoder, images)  # fixed encoder
+  decoder, code_gen = states.decoder, states.code_generator
+
+  def generate(params):
+    """x_noise = dec(z_c) and x_rec = dec(enc(x)), differentiable in CG and the decoder."""
+    prior_inputs = prior_input_vector(spec, noise, s)
+    code_gen_stats = None
+    if code_gen is None:
+      prior_codes = prior_inputs
+    else:
+      prior_codes, code_gen_stats = apply_train(code_gen, params["code_generator"],
+                                                code_gen.batch_stats, prior_inputs)
+    decoder_stats = decoder.batch_stats
+    noise_images, decoder_stats = apply_train(decoder, params["decoder"], decoder_stats,
+                                              prior_codes)
+    rec_images, decoder_stats = apply_train(decoder, params["decoder"], decoder_stats, codes)
+    return (noise_images, rec_images), (code_gen_stats, decoder_stats)
+
+  generator_params = {"decoder": decoder.params}
+  if code_gen is not None:
+    generator_params["code_generator"] = code_gen.params
+  (noise_images, rec_images), generate_vjp, (code_gen_stats, decoder_stats) = jax.vjp(
+      generate, generator_params, has_aux=True)
+
+  image_disc = states.image_discriminator
+
+  def info_term(q_logits):
+    return losses.info_loss(q_logits, s) if s is not None else jnp.zeros((), jnp.float32)
+
+  def image_disc_loss_fn(params):
+    stats = image_disc.batch_stats
+    (real_logits, _, _), stats = apply_train(image_disc, params, stats, images)
+    (noise_logits, q_logits, _), stats = apply_train(image_disc, params, stats, noise_images)
+    (rec_logits, _, _), stats = apply_train(image_disc, params, stats, rec_images)
+    gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
+    info_loss = info_term(q_logits)
+    loss = gan_loss + weights.info_weight * info_loss
+    return loss, (stats, gan_loss, info_loss, real_logits, noise_logits, rec_logits, q_logits)
+
+  (image_disc_loss, aux), image_disc_grads = jax.value_and_grad(
+      image_disc_loss_fn, has_aux=True)(image_disc.params)
+  image_disc_stats, image_gan_loss, disc_info_loss, real_logits, noise_logits, rec_logits, \
+      q_logits = aux
+  image_disc = image_disc.apply_gradients(grads=image_disc_grads, batch_stats=image_disc_stats)
+
+  def generator_loss_fn(noise_images, rec_images):
+    # Batch statistics as in the discriminator's own pass; its stat updates are dropped.
+    (noise_logits, q_logits, _), _ = apply_train(image_disc, image_disc.params,
+                                                 image_disc.batch_stats, noise_images)
+    (rec_logits, _, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
+                                        rec_images)
+    noise_loss = losses.generator_loss(noise_logits, weights.gan_loss)
+    rec_loss = losses.generator_loss(rec_logits, weights.gan_loss)
+    info_loss = info_term(q_logits)
+    return noise_loss + rec_loss + weights.info_weight * info_loss, (noise_loss, rec_loss,
+                                                                    info_loss)
+
+  (generator_loss, (gen_noise_loss, gen_rec_loss, gen_info_loss)), image_grads = (
+      jax.value_and_grad(generator_loss_fn, argnums=(0, 1), has_aux=True)(noise_images,
+                                                                          rec_images))
+  (generator_grads,) = generate_vjp(image_grads)
+
+  new_states = states.replace(
+      image_discriminator=image_disc,
+      decoder=decoder.apply_gradients(grads=generator_grads["decoder"],
+                                      batch_stats=decoder_stats))
+  if code_gen is not None:
+    new_states = new_states.replace(code_generator=code_gen.apply_gradients(
+        grads=generator_grads["code_generator"], batch_stats=code_gen_stats))
+
+  metrics = {
+      "prior/image_disc_loss": image_disc_loss,
+      "prior/image_disc_gan_loss": image_gan_loss,
+      "prior/disc_info_loss": disc_info_loss,
+      "prior/generator_loss": generator_loss,
+      "prior/generator_noise_loss": gen_noise_loss,
+      "prior/generator_rec_loss": gen_rec_loss,
+      "prior/generator_info_loss": gen_info_loss,
+      "prior/p_image_real": losses.mean_probability(real_logits),
+      "prior/p_image_noise": losses.mean_probability(noise_logits),
+      "prior/p_image_rec": losses.mean_probability(rec_logits),
+  }
+  if s is not None:
+    metrics["prior/q_accuracy"] = jnp.mean(jnp.argmax(q_logits, -1) == s)
+  return new_states, metrics
+
+
+def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
+                     batch_sharding=None):
+  """Returns jitted `(aae_phase_step, prior_phase_step)` with hyperparameters bound.
+
+  Both donate the input states. Shardings (e.g. replicated states, batch split over a
+  `data` mesh axis) are optional; without them jit places everything on the default device.
+  """
+  ModelSpec.from_config(config)  # validates before anything is traced
+  weights = LossWeights.from_config(config)
+  jit_kwargs = {}
+  if state_sharding is not None or batch_sharding is not None:
+    jit_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),
+                      out_shardings=(state_sharding, None))
+  aae = jax.jit(functools.partial(aae_phase_step, weights=weights), donate_argnums=0,
+                **jit_kwargs)
+  prior = jax.jit(functools.partial(prior_phase_step, weights=weights), donate_argnums=0,
+                  **jit_kwargs)
+  return aae, prior
