@@ -80,22 +80,29 @@ class ModelSpec:
   def image_shape(self) -> tuple[int, int, int]:
     return (self.image_size, self.image_size, self.channels)
 
-  # One place builds each network, for every dataset.
+  # One place builds each network, for every dataset. Cached: TrainState.apply_fn is a
+  # static (compared) field and bound methods compare their module by identity, so equal
+  # specs must hand out the same module object or every new States would recompile.
+  @functools.cache
   def encoder(self) -> models.Encoder:
     return models.Encoder(self.width, self.code_dim, self.image_size, self.bn_momentum,
                           self.dtype)
 
+  @functools.cache
   def decoder(self) -> models.Decoder:
     return models.Decoder(self.width, self.channels, self.image_size, self.bn_momentum,
                           self.dtype)
 
+  @functools.cache
   def code_generator(self) -> models.CodeGenerator:
     return models.CodeGenerator(self.noise_dim, self.code_dim, self.bn_momentum, self.dtype)
 
+  @functools.cache
   def image_discriminator(self) -> models.ImageDiscriminator:
     return models.ImageDiscriminator(self.width, self.num_classes, self.disc_hidden,
                                      self.bn_momentum, self.dtype)
 
+  @functools.cache
   def code_discriminator(self) -> models.CodeDiscriminator:
     return models.CodeDiscriminator(self.code_disc_hidden, self.dtype)
 
@@ -112,7 +119,14 @@ class States:
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  return optax.adam(config.optim.learning_rate, b1=config.optim.b1, b2=config.optim.b2)
+  return _adam(float(config.optim.learning_rate), float(config.optim.b1), float(config.optim.b2))
+
+
+@functools.lru_cache(maxsize=None)
+def _adam(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
+  # One instance per setting: `tx` is a static field of TrainState, so equal settings must
+  # give an equal object, or every new/restored States would recompile the steps.
+  return optax.adam(learning_rate, b1=b1, b2=b2)
 
 
 def _init_state(module: nn.Module, key, example_input, tx) -> TrainState:
@@ -149,7 +163,15 @@ def create_states(config: ml_collections.ConfigDict, key, sharding=None) -> Stat
   """
   spec = ModelSpec.from_config(config)
   init = functools.partial(init_states, spec, make_optimizer(config))
-  return jax.jit(init, out_shardings=sharding)(key)
+  return jax.jit(init, out_shardings=sharding, compiler_options=_init_compiler_options())(key)
+
+
+def _init_compiler_options() -> Optional[dict[str, Any]]:
+  # Initialisation runs once but its RNG-heavy graph takes XLA:CPU ~5x longer to compile
+  # at full optimisation than it takes to run; skip the expensive passes there.
+  if jax.default_backend() == "cpu":
+    return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+  return None
 
 
 def param_count(tree) -> int:

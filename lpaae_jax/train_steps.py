@@ -299,9 +299,14 @@ def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
 
   Both donate the input states. Shardings (e.g. replicated states, batch split over a
   `data` mesh axis) are optional; without them jit places everything on the default device.
+  Equal settings return the same jitted functions, so their compilations are shared.
   """
   ModelSpec.from_config(config)  # validates before anything is traced
-  weights = LossWeights.from_config(config)
+  return _jitted_steps(LossWeights.from_config(config), state_sharding, batch_sharding)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_steps(weights: LossWeights, state_sharding, batch_sharding):
   jit_kwargs = {}
   if state_sharding is not None or batch_sharding is not None:
     jit_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),

@@ -1,0 +1,59 @@
+"""Shared test fixtures: tiny configs, compiled steps shared across tests, real-data dirs.
+
+Real data and weights come from environment variables (never hard-coded paths):
+LPAAE_DATA_DIR (a TFDS data_dir with mnist and cifar10) and LPAAE_INCEPTION_DIR. Tests
+that need them skip when unset, except under CI (env CI set), where they fail.
+"""
+
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+  sys.path.insert(0, str(ROOT))
+
+from configs import test as test_config  # pylint: disable=g-import-not-at-top
+import lpaae_jax  # pylint: disable=g-import-not-at-top
+
+VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("learned", "fixed")]
+
+
+def tiny_config(condition="none", prior="learned", **overrides):
+  """configs/test.py (MNIST, w=4, batch 16) with a setting, a prior and field overrides."""
+  config = test_config.get_config(f"{condition},{prior}")
+  for dotted, value in overrides.items():
+    node = config
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def compiled_steps(condition="none", prior="learned", **overrides):
+  """The jitted steps of a tiny variant; make_train_steps shares them (and their
+  compilations, the main cost of the suite) across every test that uses equal settings."""
+  return lpaae_jax.make_train_steps(tiny_config(condition, prior, **overrides))
+
+
+def _env_dir(name: str, what: str) -> pathlib.Path:
+  value = os.environ.get(name)
+  if value and pathlib.Path(value).is_dir():
+    return pathlib.Path(value)
+  message = f"{what} not available: set {name} (e.g. {name}=../shared/{what.split()[0]})"
+  if os.environ.get("CI"):
+    pytest.fail(message + " -- required under CI")
+  pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> pathlib.Path:
+  return _env_dir("LPAAE_DATA_DIR", "tfds data")
+
+
+@pytest.fixture(scope="session")
+def inception_dir() -> pathlib.Path:
+  return _env_dir("LPAAE_INCEPTION_DIR", "inception weights")

@@ -1,0 +1,83 @@
+"""Shapes, dtypes and parameter counts of every network (SPEC §1)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lpaae_jax import input_pipeline
+from lpaae_jax import models
+from lpaae_jax.states import ModelSpec, init_states, make_optimizer
+
+
+def _mnist_batch_padded(batch=3):
+  """28x28 gray digits through the pipeline's preprocessing (scale, then pad to 32)."""
+  digits = np.random.default_rng(0).integers(0, 256, (batch, 28, 28, 1)).astype(np.uint8)
+  return jnp.asarray(np.asarray(input_pipeline.preprocess_images(digits)))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_network_shapes_and_dtypes(channels):
+  spec = ModelSpec(channels=channels, width=4, code_dim=16, noise_dim=8, disc_hidden=32,
+                   code_disc_hidden=(32, 16))
+  key = jax.random.key(0)
+  images = (_mnist_batch_padded() if channels == 1 else
+            jax.random.uniform(key, (3, 32, 32, 3), minval=-1, maxval=1))
+  codes = jax.random.normal(key, (3, 16))
+
+  # Shapes and dtypes by abstract evaluation: no XLA compile (the step tests run the nets).
+  def run_all(images, codes):
+    def run(module, x):  # init, then a training-mode forward pass
+      variables = module.init(key, x, train=False)
+      return module.apply(variables, x, train=True, mutable=["batch_stats"])[0]
+    return (run(spec.encoder(), images), run(spec.decoder(), codes),
+            run(spec.code_generator(), codes[:, :8]), run(spec.image_discriminator(), images),
+            run(spec.code_discriminator(), codes))
+
+  encoded, decoded, generated, (logit, q_logits, features), code_logit = jax.eval_shape(
+      run_all, images, codes)
+  assert encoded.shape == (3, 16)
+  assert decoded.shape == (3, 32, 32, channels) and decoded.dtype == jnp.float32
+  assert generated.shape == (3, 16)
+  assert logit.shape == (3,) and q_logits.shape == (3, 10)
+  assert features.shape == (3, 4, 4, 16)  # feature layer F: 4x4x4w
+  assert code_logit.shape == (3,)
+  for out in (encoded, generated, logit, q_logits, features, code_logit):
+    assert out.dtype == jnp.float32
+
+
+def test_resolution_levels_follow_image_size():
+  assert models.num_resolution_levels(32) == 3
+  assert [models.level_width(64, level) for level in range(5)] == [64, 128, 256, 512, 512]
+
+
+def test_bfloat16_compute_keeps_float32_params():
+  spec = ModelSpec(channels=1, width=4, code_dim=16, noise_dim=8, disc_hidden=32,
+                   code_disc_hidden=(32,), compute_dtype="bfloat16")
+  variables = jax.eval_shape(
+      lambda key: spec.decoder().init(key, jnp.zeros((2, 16)), train=False), jax.random.key(0))
+  out = jax.eval_shape(lambda v: spec.decoder().apply(v, jnp.zeros((2, 16)), train=False),
+                       variables)
+  assert out.dtype == jnp.float32  # outputs are cast back for the float32 losses
+  assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(variables))
+
+
+def test_full_width_cifar10_parameter_counts(capsys):
+  from configs import cifar10
+  config = cifar10.get_config()
+  spec = ModelSpec.from_config(config)
+  states = jax.eval_shape(lambda key: init_states(spec, make_optimizer(config), key),
+                          jax.random.key(0))
+  counts = {name: sum(x.size for x in jax.tree_util.tree_leaves(getattr(states, name).params))
+            for name in ("encoder", "decoder", "code_generator", "image_discriminator",
+                         "code_discriminator")}
+  with capsys.disabled():
+    print("\nFull-width CIFAR-10 parameter counts (w=64, code_dim=64):")
+    for name, count in counts.items():
+      print(f"  {name:22s} {count:>12,d}")
+    print(f"  {'total':22s} {sum(counts.values()):>12,d}")
+  # D_C: 64*1000+1000 + 1000*500+500 + 500*200+200 + 200+1 (closed form of SPEC's MLP).
+  assert counts["code_discriminator"] == 64 * 1000 + 1000 + 1000 * 500 + 500 + 500 * 200 + 200 + 201
+  # CG: Dense(64->128) + BN(128) + Dense(128->64) + BN(64).
+  assert counts["code_generator"] == 64 * 128 + 128 + 2 * 128 + 128 * 64 + 64 + 2 * 64
+  assert counts["encoder"] > 1_000_000 and counts["decoder"] > 1_000_000
