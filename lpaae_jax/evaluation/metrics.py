@@ -1,0 +1,100 @@
+"""Inception Score and FID from Inception outputs (numpy/scipy, float64).
+
+  inception_score(logits, num_splits=10)      -> (mean, std)  (Salimans et al. 2016)
+  feature_stats(features)                     -> (mu, sigma)
+  fid_from_stats(mu1, sigma1, mu2, sigma2)    -> float        (as pytorch-fid)
+  cached_reference_stats(cache_path, compute_fn) -> (mu, sigma), computed once then loaded
+"""
+
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from scipy import linalg, special
+
+
+def inception_score(logits, num_splits: int = 10) -> tuple[float, float]:
+  """exp(E_x KL(p(y|x) || p(y))) over `num_splits` equal splits -> (mean, std) of the splits.
+
+  p(y|x) is the softmax over all the logits (1008 for the TF Inception graph,
+  as the TF reference). Split boundaries as Salimans et al.'s code: i*N//splits.
+  """
+  logits = np.asarray(logits, np.float64)
+  if logits.ndim != 2:
+    raise ValueError(f"logits must be (N, num_classes); got shape {logits.shape}.")
+  num_samples = len(logits)
+  if not 1 <= num_splits <= num_samples:
+    raise ValueError(f"num_splits must be in [1, N={num_samples}]; got {num_splits}.")
+  # Log-space throughout, so confident (near one-hot) predictions don't hit log(0).
+  log_probs = special.log_softmax(logits, axis=1)
+  scores = []
+  for split in range(num_splits):
+    part = log_probs[split * num_samples // num_splits:(split + 1) * num_samples // num_splits]
+    log_marginal = special.logsumexp(part, axis=0) - np.log(len(part))
+    kl = np.sum(np.exp(part) * (part - log_marginal), axis=1)
+    scores.append(np.exp(np.mean(kl)))
+  return float(np.mean(scores)), float(np.std(scores))
+
+
+def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
+  """(N, D) features -> mean (D,) and unbiased covariance (D, D), float64."""
+  features = np.asarray(features, np.float64)
+  if features.ndim != 2 or len(features) < 2:
+    raise ValueError(f"features must be (N >= 2, D); got shape {features.shape}.")
+  return np.mean(features, axis=0), np.cov(features, rowvar=False)
+
+
+def fid_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+  """Frechet distance ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), as pytorch-fid."""
+  mu1, mu2 = (np.atleast_1d(np.asarray(mu, np.float64)) for mu in (mu1, mu2))
+  sigma1, sigma2 = (np.atleast_2d(np.asarray(sigma, np.float64)) for sigma in (sigma1, sigma2))
+  dim = mu1.shape[0] if mu1.ndim == 1 else -1
+  if dim < 0 or mu2.shape != (dim,) or {sigma1.shape, sigma2.shape} != {(dim, dim)}:
+    raise ValueError(f"mismatched statistics: mu1 {mu1.shape}, mu2 {mu2.shape}, "
+                     f"sigma1 {sigma1.shape}, sigma2 {sigma2.shape}.")
+  diff = mu1 - mu2
+  covmean = linalg.sqrtm(sigma1.dot(sigma2))
+  if not np.isfinite(covmean).all():
+    # A singular product (e.g. fewer samples than dimensions): regularise the diagonals.
+    warnings.warn(f"FID: singular covariance product; adding {eps} to the diagonals.")
+    offset = np.eye(sigma1.shape[0]) * eps
+    covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+  if np.iscomplexobj(covmean):
+    # Numerical error gives tiny imaginary parts; a large one means the stats are broken.
+    if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+      raise ValueError(f"FID: imaginary component {np.max(np.abs(covmean.imag))} in sqrtm.")
+    covmean = covmean.real
+  return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def _save_stats_atomically(cache_path: str, mu: np.ndarray, sigma: np.ndarray):
+  # Temp file in the same directory + rename: readers never see a half-written cache.
+  directory = os.path.dirname(os.path.abspath(cache_path))
+  os.makedirs(directory, exist_ok=True)
+  fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".stats-", suffix=".npz.tmp")
+  try:
+    with os.fdopen(fd, "wb") as temp_file:
+      np.savez(temp_file, mu=mu, sigma=sigma)
+    os.replace(temp_path, cache_path)
+  except BaseException:
+    if os.path.exists(temp_path):
+      os.remove(temp_path)
+    raise
+
+
+def cached_reference_stats(cache_path: str,
+                           compute_fn: Callable[[], tuple[np.ndarray, np.ndarray]]
+                           ) -> tuple[np.ndarray, np.ndarray]:
+  """(mu, sigma) from the `cache_path` .npz, or from compute_fn() then saved there."""
+  if os.path.isfile(cache_path):
+    with np.load(cache_path, allow_pickle=False) as cached:
+      if "mu" not in cached or "sigma" not in cached:
+        raise ValueError(f"{cache_path}: reference stats cache lacks 'mu'/'sigma' "
+                         f"(has {sorted(cached.files)}); delete it to recompute.")
+      return cached["mu"], cached["sigma"]
+  mu, sigma = compute_fn()
+  mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+  _save_stats_atomically(cache_path, mu, sigma)
+  return mu, sigma
