@@ -52,12 +52,14 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.batch_size = 64                # global batch, split over devices
   config.num_train_steps = 100_000
   config.compute_dtype = "float32"      # float32 | bfloat16 (activations only)
-  config.steps_per_jit = 1
 
   config.log_every_steps = 100
   config.eval_every_steps = 5_000
   config.checkpoint_every_steps = 5_000
   config.max_to_keep = 3
+  config.on_nonfinite = "stop"          # stop: raise naming phase/step/term; skip: drop the step
+  config.reinit = False                 # True: set unusable checkpoints aside and start over
+  config.profile_num_steps = 0          # >0: a jax.profiler trace of that many steps, in workdir
   config.num_grid_rows = 10             # noise vectors (rows) of the sample grid
   config.num_reconstructions = 8
 

@@ -11,6 +11,7 @@ CONDITIONS = ("none", "supervised", "unsupervised")
 PRIORS = ("learned", "fixed")
 GAN_LOSSES = ("non_saturating", "minimax")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+ON_NONFINITE = ("stop", "skip")
 CHANNELS = (1, 3)
 
 
@@ -72,6 +73,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     _require(model.code_dim > model.num_classes, "model.code_dim", model.code_dim,
              f"with prior='fixed' and condition='{model.condition}' the code is [z'; one-hot s], "
              f"so code_dim must exceed model.num_classes={model.num_classes}")
+  _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
+           f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.info_weight",
                 "loss.pixel_rec_weight"):
     _non_negative(config, field)
@@ -82,3 +85,21 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     value = _get(config, field)
     _require(isinstance(value, (int, float)) and 0 <= value < 1, field, value,
              "must lie in [0, 1)")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks every field a training run uses; raises ConfigError on the first bad one."""
+  validate_model_config(config)
+  for field in ("num_train_steps", "log_every_steps", "eval_every_steps",
+                "checkpoint_every_steps", "max_to_keep", "num_grid_rows",
+                "num_reconstructions", "eval.num_samples", "eval.num_splits",
+                "eval.batch_size"):
+    _positive_int(config, field)
+  value = _get(config, "profile_num_steps")
+  _require(isinstance(value, int) and value >= 0, "profile_num_steps", value,
+           "must be an integer >= 0 (0 disables profiling)")
+  value = _get(config, "reinit")
+  _require(isinstance(value, bool), "reinit", value, "must be True or False")
+  value = _get(config, "seed")
+  _require(isinstance(value, int) and not isinstance(value, bool), "seed", value,
+           "must be an integer")

@@ -293,26 +293,48 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
   return new_states, metrics
 
 
+def skip_if_nonfinite(step_fn, phase: str):
+  """Wraps a step so that a NaN/Inf loss or parameter returns the input states unchanged.
+
+  Adds `<phase>/skipped` (1.0 when the step was dropped) to the metrics.
+  """
+  def guarded(states: States, batch, key):
+    new_states, metrics = step_fn(states, batch, key)
+    checks = [jnp.all(jnp.isfinite(v)) for v in metrics.values()]
+    checks += [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(new_states)
+               if jnp.issubdtype(x.dtype, jnp.floating)]
+    finite = jnp.all(jnp.stack(checks))
+    kept = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), new_states,
+                                  states)
+    return kept, {**metrics, f"{phase}/skipped": 1.0 - finite.astype(jnp.float32)}
+  return guarded
+
+
 def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
                      batch_sharding=None):
   """Returns jitted `(aae_phase_step, prior_phase_step)` with hyperparameters bound.
 
   Both donate the input states. Shardings (e.g. replicated states, batch split over a
   `data` mesh axis) are optional; without them jit places everything on the default device.
-  Equal settings return the same jitted functions, so their compilations are shared.
+  With `config.on_nonfinite == "skip"` a step whose losses or updates are not finite
+  leaves the states unchanged. Equal settings return the same jitted functions, so their
+  compilations are shared.
   """
   ModelSpec.from_config(config)  # validates before anything is traced
-  return _jitted_steps(LossWeights.from_config(config), state_sharding, batch_sharding)
+  return _jitted_steps(LossWeights.from_config(config), config.on_nonfinite == "skip",
+                       state_sharding, batch_sharding)
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_steps(weights: LossWeights, state_sharding, batch_sharding):
+def _jitted_steps(weights: LossWeights, skip_nonfinite: bool, state_sharding, batch_sharding):
   jit_kwargs = {}
   if state_sharding is not None or batch_sharding is not None:
     jit_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),
                       out_shardings=(state_sharding, None))
-  aae = jax.jit(functools.partial(aae_phase_step, weights=weights), donate_argnums=0,
-                **jit_kwargs)
-  prior = jax.jit(functools.partial(prior_phase_step, weights=weights), donate_argnums=0,
-                  **jit_kwargs)
-  return aae, prior
+  steps = []
+  for phase, step_fn in (("aae", aae_phase_step), ("prior", prior_phase_step)):
+    step_fn = functools.partial(step_fn, weights=weights)
+    if skip_nonfinite:
+      step_fn = skip_if_nonfinite(step_fn, phase)
+    steps.append(jax.jit(step_fn, donate_argnums=0, **jit_kwargs))
+  return tuple(steps)

@@ -8,7 +8,9 @@ that need them skip when unset, except under CI (env CI set), where they fail.
 import os
 import pathlib
 import sys
+import tempfile
 
+import jax
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -17,6 +19,13 @@ if str(ROOT) not in sys.path:
 
 from configs import test as test_config  # pylint: disable=g-import-not-at-top
 import lpaae_jax  # pylint: disable=g-import-not-at-top
+
+# A persistent compilation cache for the session, shared with the training subprocesses of
+# the kill/resume tests (JAX_COMPILATION_CACHE_DIR), which then start without recompiling.
+COMPILATION_CACHE_DIR = os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="lpaae_jax_cache_"))
+jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE_DIR)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("learned", "fixed")]
 

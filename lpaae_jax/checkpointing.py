@@ -1,0 +1,163 @@
+"""One Orbax checkpoint per saved step holding every state, the step and run metadata.
+
+The input pipeline's position is a pure function of (seed, step) (see input_pipeline), so
+the step is all a resumed run needs to see the batches an uninterrupted run would have.
+The metadata records the model spec; restoring into a different model stops with an error
+naming the mismatched field instead of failing inside Orbax or overwriting the run.
+"""
+
+import dataclasses
+import functools
+import os
+import time
+from typing import Any, Optional
+
+import jax
+from absl import logging
+import ml_collections
+import orbax.checkpoint as ocp
+
+from lpaae_jax import states as states_lib
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointMismatchError(ValueError):
+  """The workdir's checkpoint was written by an incompatible config."""
+
+
+class NoUsableCheckpointError(RuntimeError):
+  """The workdir has checkpoints but none of them can be restored."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+
+
+def create_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.max_to_keep,
+                                         enable_async_checkpointing=True, create=True)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def run_metadata(config: ml_collections.ConfigDict, step: int) -> dict[str, Any]:
+  spec = states_lib.ModelSpec.from_config(config)
+  return {"step": int(step), "seed": int(config.seed), "dataset": config.dataset,
+          "batch_size": int(config.batch_size),
+          "model_spec": {k: list(v) if isinstance(v, tuple) else v
+                         for k, v in dataclasses.asdict(spec).items()}}
+
+
+def save(manager: ocp.CheckpointManager, step: int, states: states_lib.States,
+         config: ml_collections.ConfigDict) -> None:
+  """Starts an (asynchronous) save of every state at `step` (completed iterations)."""
+  manager.save(step, args=ocp.args.Composite(
+      states=ocp.args.StandardSave(states),
+      meta=ocp.args.JsonSave(run_metadata(config, step))))
+
+
+def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_lib.States:
+  """The states' shapes and dtypes (no compute), placed by `sharding` when given."""
+  spec = states_lib.ModelSpec.from_config(config)
+  init = functools.partial(states_lib.init_states, spec, states_lib.make_optimizer(config))
+  shapes = jax.eval_shape(init, jax.random.key(0))
+  if sharding is None:
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+
+
+def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict,
+                     directory: str) -> None:
+  """Raises CheckpointMismatchError naming the first model field that differs."""
+  expected = run_metadata(config, 0)["model_spec"]
+  saved = meta.get("model_spec", {})
+  for field, value in expected.items():
+    if field in saved and saved[field] != value:
+      config_field = "compute_dtype" if field == "compute_dtype" else f"model.{field}"
+      raise CheckpointMismatchError(
+          f"{directory} holds a checkpoint of a model with {config_field}={saved[field]!r}, "
+          f"but this config has {config_field}={value!r}: rerun with the run's original "
+          "config or use another --workdir.")
+
+
+def restore(manager: ocp.CheckpointManager, config: ml_collections.ConfigDict,
+            step: Optional[int] = None, sharding=None) -> tuple[states_lib.States, int]:
+  """Restores the states at `step` (default: latest) after checking the model matches."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint in {manager.directory}: train first with "
+                            "python -m lpaae_jax.main --config=... --workdir=...")
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+  check_compatible(meta, config, str(manager.directory))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      states=ocp.args.StandardRestore(abstract_states(config, sharding))))
+  return restored.states, int(step)
+
+
+def restore_newest_usable(manager: ocp.CheckpointManager, config: ml_collections.ConfigDict,
+                          sharding=None) -> Optional[tuple[states_lib.States, int]]:
+  """(states, step) of the newest checkpoint that restores; None for a fresh workdir.
+
+  A damaged checkpoint (truncated or corrupted files) logs a warning, is moved to
+  `<workdir>/checkpoints_unusable/` (so the run can save that step again; nothing is
+  deleted) and the previous one is tried. Orbax commits a save by renaming its temporary
+  directory, so a save that was interrupted never appears among the steps. A config
+  mismatch is raised at once.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  failures = []
+  for step in steps:
+    try:
+      restored = restore(manager, config, step, sharding)
+    except CheckpointMismatchError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except  # any damage: try an older one
+      first_line = (str(error).strip().splitlines() or [""])[0][:200]
+      logging.warning("Checkpoint of step %d in %s is unusable (%s: %s); trying the previous "
+                      "one.", step, manager.directory, type(error).__name__, first_line)
+      failures.append(f"step {step}: {type(error).__name__}")
+      continue
+    if failures:
+      _move_unusable(manager, [s for s in steps if s > step])
+    return restored
+  if not steps:
+    return None
+  raise NoUsableCheckpointError(
+      f"No usable checkpoint in {manager.directory} ({'; '.join(failures)}): move it away, "
+      "or rerun with --config.reinit=True to set it aside and start over.")
+
+
+def _move_unusable(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+  directory = os.fspath(manager.directory)
+  target_root = os.path.join(os.path.dirname(directory), CHECKPOINT_DIR + "_unusable")
+  os.makedirs(target_root, exist_ok=True)
+  for step in steps:
+    target = os.path.join(target_root, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(os.path.join(directory, str(step)), target)
+    logging.warning("Moved the unusable checkpoint of step %d to %s.", step, target)
+  manager.reload()
+
+
+def set_aside(workdir: str) -> str:
+  """Renames the workdir's checkpoint directory (nothing is deleted); returns the new path."""
+  source = checkpoint_dir(workdir)
+  target = f"{source}.unusable-{time.strftime('%Y%m%d-%H%M%S')}"
+  os.rename(source, target)
+  logging.warning("Moved the unusable checkpoints %s to %s (config.reinit=True).", source,
+                  target)
+  return target
+
+
+def restore_latest(config: ml_collections.ConfigDict, workdir: str,
+                   sharding=None) -> tuple[states_lib.States, int]:
+  """(states, step) of the workdir's latest checkpoint, e.g. for evaluation."""
+  manager = create_manager(workdir, config)
+  try:
+    restored = restore_newest_usable(manager, config, sharding)
+  finally:
+    manager.close()
+  if restored is None:
+    raise FileNotFoundError(f"No checkpoint in {checkpoint_dir(workdir)}: train first with "
+                            "python -m lpaae_jax.main --config=... --workdir=...")
+  return restored

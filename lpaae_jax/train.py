@@ -1,0 +1,227 @@
+"""The training loop: both phases of Algorithm 1 on every batch, with logging, image
+summaries, checkpoints and exact resume.
+
+`train_and_evaluate(config, workdir)` restores the workdir's latest checkpoint or
+initialises, so rerunning the same command resumes. Batches and per-step keys are pure
+functions of (seed, step), so a resumed run computes what an uninterrupted one would.
+"""
+
+import os
+import signal
+import time
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+from jax.sharding import NamedSharding, PartitionSpec
+
+import lpaae_jax
+from lpaae_jax import checkpointing
+from lpaae_jax import config_validation
+from lpaae_jax import input_pipeline
+from lpaae_jax.evaluation import figures
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss became NaN or Inf; the last checkpoint is kept as the latest."""
+
+
+def check_workdir_writable(workdir: str) -> None:
+  """Fails at start, not hours later inside Orbax, when the workdir cannot be written."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_probe")
+    with open(probe, "wb") as f:
+      f.write(b"\0" * 4096)
+    os.remove(probe)
+  except OSError as error:
+    raise OSError(f"--workdir={workdir} is not writable ({error.strerror or error}): choose a "
+                  "directory you can write to with free space.") from None
+
+
+def create_mesh_shardings(config: ml_collections.ConfigDict):
+  """A 1-D `data` mesh over all devices: states replicated, batches split on axis 0."""
+  num_devices = jax.device_count()
+  if config.batch_size % num_devices:
+    raise config_validation.ConfigError(
+        f"config.batch_size={config.batch_size} is invalid: it must be divisible by the "
+        f"number of devices ({num_devices}).")
+  mesh = jax.make_mesh((num_devices,), ("data",))
+  return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+
+
+def summarize(step_metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
+  """Means of per-step metrics (one host transfer for the whole logging interval).
+
+  Skipped steps (config.on_nonfinite='skip') are counted, their NaN losses left out.
+  """
+  stacked = jax.device_get({k: jnp.stack([m[k] for m in step_metrics])
+                            for k in step_metrics[0]})
+  summary = {}
+  for name, values in stacked.items():
+    finite = values[np.isfinite(values)]
+    if name.endswith("/skipped"):
+      summary[name] = float(np.sum(values))
+    elif finite.size:
+      summary[name] = float(np.mean(finite))
+  return summary
+
+
+@jax.jit
+def _all_finite(states) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(states)
+                            if jnp.issubdtype(x.dtype, jnp.floating)]))
+
+
+def check_finite(step_metrics: list[dict[str, jax.Array]], first_step: int) -> None:
+  """Raises NonFiniteLossError naming the phase, step and loss term of the first NaN/Inf."""
+  if not step_metrics:
+    return
+  stacked = jax.device_get({k: jnp.stack([m[k] for m in step_metrics])
+                            for k in step_metrics[0]})
+  for offset in range(len(step_metrics)):
+    for name, values in sorted(stacked.items()):
+      if not np.isfinite(values[offset]):
+        phase, term = name.split("/", 1)
+        raise NonFiniteLossError(
+            f"Non-finite {term} = {values[offset]} in the {phase} phase at step "
+            f"{first_step + offset}; the latest checkpoint holds the last good states. Try a "
+            "lower optim.learning_rate.")
+
+
+class _TerminationRequest:
+  """Turns SIGTERM (sent before preemption) into a save-and-exit at the next step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: leave signals alone
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and exiting.")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def write_image_summaries(writer, step: int, states, grid_key, eval_images, config) -> None:
+  samples = figures.figure3_grid(states, grid_key, rows=config.num_grid_rows)
+  pairs = figures.reconstruction_pairs(states, eval_images)
+  reconstructions = np.asarray(lpaae_jax.reconstruct(states, eval_images))
+  writer.write_images(step, {"samples": samples[None], "reconstructions": pairs[None]})
+  writer.write_scalars(step, {
+      "eval/pixel_rec_mse": float(np.mean((reconstructions - eval_images)**2))})
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
+  """Trains for config.num_train_steps iterations (resuming if the workdir has a
+  checkpoint) and returns the final states."""
+  config_validation.validate_config(config)
+  check_workdir_writable(workdir)
+  input_pipeline.check_dataset_available(config)
+  state_sharding, batch_sharding = create_mesh_shardings(config)
+  multi_device = jax.device_count() > 1
+
+  writer = metric_writers.create_default_writer(workdir,
+                                                just_logging=jax.process_index() > 0)
+  manager = checkpointing.create_manager(workdir, config)
+  init_key, train_key, grid_key = jax.random.split(jax.random.key(config.seed), 3)
+  try:
+    restored = checkpointing.restore_newest_usable(manager, config, state_sharding)
+  except checkpointing.NoUsableCheckpointError:
+    if not config.reinit:
+      raise
+    manager.close()
+    checkpointing.set_aside(workdir)
+    manager = checkpointing.create_manager(workdir, config)
+    restored = None
+  if restored is not None:
+    states, start_step = restored
+    logging.info("Resumed from the checkpoint of step %d in %s.", start_step, workdir)
+  else:
+    states, start_step = lpaae_jax.create_states(config, init_key, state_sharding), 0
+    writer.write_hparams(_flatten(config.to_dict()))
+  aae_step, prior_step = lpaae_jax.make_train_steps(
+      config, state_sharding=state_sharding if multi_device else None,
+      batch_sharding=batch_sharding if multi_device else None)
+
+  train_iter = input_pipeline.create_train_iterator(config, start_step=start_step,
+                                                    end_step=config.num_train_steps)
+  eval_images, _ = input_pipeline.load_split_arrays(config, config.eval_split,
+                                                    num=config.num_reconstructions)
+  hooks = []
+  if jax.process_index() == 0:
+    hooks.append(periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
+                                                 writer=writer,
+                                                 every_steps=config.log_every_steps))
+    if config.profile_num_steps > 0:
+      hooks.append(periodic_actions.Profile(num_profile_steps=config.profile_num_steps,
+                                            logdir=workdir))
+
+  pending: list[dict[str, jax.Array]] = []
+  pending_start, interval_start = start_step, time.perf_counter()
+  logging.info("Training from step %d to %d.", start_step, config.num_train_steps)
+  try:
+    with _TerminationRequest() as termination:
+      for step in range(start_step, config.num_train_steps):
+        batch = jax.make_array_from_process_local_data(batch_sharding, next(train_iter))
+        aae_key, prior_key = jax.random.split(jax.random.fold_in(train_key, step))
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          states, aae_metrics = aae_step(states, batch, aae_key)
+          states, prior_metrics = prior_step(states, batch, prior_key)
+        pending.append({**aae_metrics, **prior_metrics})
+        done = step + 1
+        for hook in hooks:
+          hook(done)
+
+        last = done == config.num_train_steps
+        save_now = last or termination.requested or done % config.checkpoint_every_steps == 0
+        if save_now or done % config.log_every_steps == 0:
+          if config.on_nonfinite == "stop":
+            check_finite(pending, pending_start)
+          summary = summarize(pending)
+          elapsed = time.perf_counter() - interval_start
+          summary["images_per_sec"] = len(pending) * config.batch_size / elapsed
+          writer.write_scalars(done, summary)
+          pending, pending_start, interval_start = [], done, time.perf_counter()
+        if last or done % config.eval_every_steps == 0:
+          write_image_summaries(writer, done, states, grid_key, eval_images, config)
+        if save_now:
+          if not _all_finite(states):  # never let a NaN parameter become the latest checkpoint
+            raise NonFiniteLossError(f"Non-finite parameters after step {done}; the latest "
+                                     "checkpoint holds the last good states.")
+          checkpointing.save(manager, done, states, config)
+        if termination.requested:
+          logging.info("Stopping at step %d after SIGTERM.", done)
+          break
+  finally:
+    # Lets an in-flight asynchronous save finish (also when a NaN or an error stops us).
+    manager.wait_until_finished()
+    manager.close()
+    writer.flush()
+  return states
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + "."))
+    else:
+      flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+  return flat
