@@ -55,6 +55,14 @@ def create_mesh_shardings(config: ml_collections.ConfigDict):
   return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
 
 
+def check_labels(labels: np.ndarray, num_classes: int, step: int) -> None:
+  """Labels index one-hot codes and the Q head; out-of-range ones would be silently clipped
+  by XLA's gather, so they are rejected on the host before the step runs."""
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"Batch of step {step} has labels in [{labels.min()}, {labels.max()}]; "
+                     f"model.num_classes={num_classes} needs them in [0, {num_classes}).")
+
+
 def summarize(step_metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
   """Means of per-step metrics (one host transfer for the whole logging interval).
 
@@ -178,7 +186,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   try:
     with _TerminationRequest() as termination:
       for step in range(start_step, config.num_train_steps):
-        batch = jax.make_array_from_process_local_data(batch_sharding, next(train_iter))
+        local_batch = next(train_iter)
+        check_labels(local_batch["label"], config.model.num_classes, step)
+        batch = jax.make_array_from_process_local_data(batch_sharding, local_batch)
         aae_key, prior_key = jax.random.split(jax.random.fold_in(train_key, step))
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
           states, aae_metrics = aae_step(states, batch, aae_key)

@@ -152,3 +152,20 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(real_data_dir, tmp_pat
   last = saved_steps(tmp_path / "run")[-1]
   assert 3 <= last < 10_000
   assert "SIGTERM" in stderr
+
+
+def test_nan_stops_training_and_the_last_good_checkpoint_stays_latest(tmp_path, monkeypatch):
+  real_iterator = train.input_pipeline.create_train_iterator
+
+  def poisoned_iterator(config, start_step=0, **kwargs):
+    for step, batch in enumerate(real_iterator(config, start_step, **kwargs), start_step):
+      if step == 2:  # the third iteration sees a NaN pixel
+        batch = dict(batch, image=batch["image"].copy())
+        batch["image"][0, 0, 0, 0] = np.nan
+      yield batch
+
+  monkeypatch.setattr(train.input_pipeline, "create_train_iterator", poisoned_iterator)
+  config = run_config(tmp_path / "data")
+  with pytest.raises(train.NonFiniteLossError, match=r"in the aae phase at step 2"):
+    train_mocked(config, tmp_path / "run")
+  assert saved_steps(tmp_path / "run") == [2]

@@ -123,3 +123,16 @@ def test_configs_take_a_variant(module):
   assert get_config().model.condition == "none" and get_config().model.prior == "learned"
   with pytest.raises(ValueError, match="Unknown config variant 'semi'"):
     get_config("semi")
+
+
+def test_batch_size_must_divide_over_devices(monkeypatch):
+  monkeypatch.setattr(jax, "device_count", lambda: 8)
+  with pytest.raises(config_validation.ConfigError,
+                     match="config.batch_size=12 .* divisible by the number of devices \\(8\\)"):
+    train.create_mesh_shardings(tiny_config(batch_size=12))
+
+
+def test_labels_outside_the_classes_are_rejected():
+  train.check_labels(np.array([0, 9]), 10, step=0)
+  with pytest.raises(ValueError, match="step 3 has labels in \\[0, 10\\].*\\[0, 10\\)"):
+    train.check_labels(np.array([0, 10]), 10, step=3)
