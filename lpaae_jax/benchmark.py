@@ -1,0 +1,402 @@
+r"""Benchmark of the training iteration: step times, compile times, FLOPs, roofline, loop.
+
+Run:
+  python -m lpaae_jax.benchmark --config=configs/cifar10.py [--config.model.width=64] \
+      [--json=/tmp/bench.json] [--repeats=5] [--loop_steps=20]
+
+Measures, at the config's width, batch and compute_dtype:
+  * each phase step (aae, prior) and the full iteration: median ms and images/s over
+    `--repeats` timed repetitions after `--warmup` untimed ones. The states advance
+    between repetitions as in training (the steps donate them). Phases are timed one at
+    a time (blocking after each); the iteration is timed as training runs it (both phases
+    dispatched back to back, one block at the end).
+  * the compile time of each phase step (`lower(...).compile()`; that executable is the
+    one timed, so nothing compiles twice),
+  * FLOPs per step from XLA's cost analysis, the achieved FLOP/s, and the roofline
+    fraction: achieved FLOP/s / this device's dense matmul FLOP/s measured in the same run
+    (float32 on CPU, the config's compute_dtype on accelerators),
+  * the training loop's images/s (`train.train_and_evaluate` for `--loop_steps` steps on
+    mock data, or on the real dataset when its data_dir has it), without its first logging
+    interval (compilation), and the loop overhead 1 - loop / pure iteration,
+  * peak host RSS and, where the device reports it, peak device memory.
+
+Batches are random with the right shapes; states and batches are placed as the training
+loop places them, so the loop reuses the compilations made here.
+"""
+
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+from jax.sharding import NamedSharding, PartitionSpec
+
+import lpaae_jax
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
+                                          lock_config=True)
+_JSON = flags.DEFINE_string("json", None, "Also write the results as JSON to this path.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions per measurement (median).")
+_WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed repetitions before timing.")
+_LOOP_STEPS = flags.DEFINE_integer("loop_steps", 20,
+                                   "Training-loop steps to time (0 skips the loop).")
+_LOOP_LOG_EVERY = flags.DEFINE_integer(
+    "loop_log_every", 0, "Loop logging interval in steps (0: loop_steps // 4, at least 1).")
+_MATMUL_SIZE = flags.DEFINE_integer(
+    "matmul_size", 0, "Side of the peak-throughput matmul (0: 2048 on CPU, 8192 otherwise).")
+
+PHASES = ("aae", "prior", "iteration")
+MiB = 2**20
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def mesh_shardings(config: ml_collections.ConfigDict):
+  """(state, batch) shardings as train.create_mesh_shardings makes them: states
+  replicated, batch split over a 1-D `data` mesh. Equal shardings let the training loop
+  reuse the executables compiled here."""
+  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+
+
+def make_steps(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
+  """The jitted phase steps exactly as the training loop requests them."""
+  multi_device = jax.device_count() > 1
+  return lpaae_jax.make_train_steps(
+      config, state_sharding=state_sharding if multi_device else None,
+      batch_sharding=batch_sharding if multi_device else None)
+
+
+def random_batch(config: ml_collections.ConfigDict, key, sharding) -> dict[str, jax.Array]:
+  """A batch with the training shapes: images uniform in [-1, 1], labels in [0, classes)."""
+  image_key, label_key = jax.random.split(key)
+  size, channels = config.model.image_size, config.model.channels
+  image = jax.random.uniform(image_key, (config.batch_size, size, size, channels),
+                             jnp.float32, -1.0, 1.0)
+  label = jax.random.randint(label_key, (config.batch_size,), 0, config.model.num_classes,
+                             jnp.int32)
+  return jax.device_put({"image": image, "label": label}, sharding)
+
+
+def flops_of(compiled) -> Optional[float]:
+  """FLOPs of a compiled executable from XLA's cost analysis, None when unavailable.
+
+  `cost_analysis()` returns a dict, or a list of dicts (one per program) on some
+  versions and backends; it may also be None or lack 'flops'.
+  """
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # pylint: disable=broad-except  (unsupported on some backends)
+    return None
+  if isinstance(analysis, dict):
+    analysis = [analysis]
+  flops = [a.get("flops") for a in analysis or () if isinstance(a, dict)]
+  flops = [f for f in flops if f is not None and f >= 0]
+  return float(sum(flops)) if flops else None
+
+
+def compile_timed(jitted, *args) -> tuple[Any, float]:
+  """AOT-compiles `jitted` for `args`; returns (executable, seconds)."""
+  start = time.perf_counter()
+  compiled = jitted.lower(*args).compile()
+  return compiled, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def time_steps(aae, prior, states, batch, key, *, repeats: int,
+               warmup: int) -> tuple[dict[str, float], Any]:
+  """Median seconds of each phase and of the iteration; returns (medians, final states).
+
+  Every call gets a fresh key and the states it returns feed the next call (the steps
+  donate their input states, as in training).
+  """
+  times = {phase: [] for phase in PHASES}
+  for rep in range(warmup + repeats):
+    keys = jax.random.split(jax.random.fold_in(key, rep), 4)
+    start = time.perf_counter()
+    states, metrics = aae(states, batch, keys[0])
+    jax.block_until_ready((states, metrics))
+    middle = time.perf_counter()
+    states, metrics = prior(states, batch, keys[1])
+    jax.block_until_ready((states, metrics))
+    end = time.perf_counter()
+    # The iteration as training dispatches it: no synchronisation between the phases.
+    states, aae_metrics = aae(states, batch, keys[2])
+    states, prior_metrics = prior(states, batch, keys[3])
+    jax.block_until_ready((states, aae_metrics, prior_metrics))
+    if rep >= warmup:
+      times["aae"].append(middle - start)
+      times["prior"].append(end - middle)
+      times["iteration"].append(time.perf_counter() - end)
+  return {phase: statistics.median(t) for phase, t in times.items()}, states
+
+
+def matmul_throughput(size: int, dtype, repeats: int) -> dict[str, Any]:
+  """This device's dense matmul FLOP/s: a jitted size x size matmul, median of repeats."""
+  a_key, b_key = jax.random.split(jax.random.key(0))
+  a = jax.random.normal(a_key, (size, size), dtype)
+  b = jax.random.normal(b_key, (size, size), dtype)
+  matmul, _ = compile_timed(jax.jit(jnp.matmul), a, b)
+  jax.block_until_ready(matmul(a, b))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(matmul(a, b))
+    times.append(time.perf_counter() - start)
+  seconds = statistics.median(times)
+  return {"n": size, "dtype": jnp.dtype(dtype).name, "ms": 1e3 * seconds,
+          "gflops_per_sec": 2 * size**3 / seconds / 1e9}
+
+
+def matmul_dtype(config: ml_collections.ConfigDict):
+  # The CPU runs the model in float32 whatever the config; accelerators in compute_dtype.
+  return jnp.float32 if jax.default_backend() == "cpu" else jnp.dtype(config.compute_dtype)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _scalar_values(workdir: str, tag: str) -> list[tuple[int, float]]:
+  """(step, value) of a scalar tag in the workdir's TensorBoard event files."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only the loop needs TF)
+  values = []
+  for name in sorted(os.listdir(workdir)):
+    if not name.startswith("events.out.tfevents."):
+      continue
+    for record in tf.data.TFRecordDataset(os.path.join(workdir, name)):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.tag == tag:
+          # clu writes TF2 summaries: the value is a scalar tensor, not simple_value.
+          number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
+                    else value.simple_value)
+          values.append((event.step, number))
+  return sorted(values)
+
+
+def _has_real_data(config: ml_collections.ConfigDict) -> bool:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from lpaae_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  try:
+    data_dir = input_pipeline.resolve_data_dir(config.data_dir)
+    return tfds.builder(config.dataset, data_dir=data_dir).is_prepared()
+  except Exception:  # pylint: disable=broad-except  (unknown dataset, unreadable dir)
+    return False
+
+
+def loop_config(config: ml_collections.ConfigDict, steps: int,
+                log_every: int) -> ml_collections.ConfigDict:
+  """The config for a short timed run: evaluation and checkpoints only at its end."""
+  config = copy.deepcopy(config)
+  config.num_train_steps = steps
+  config.log_every_steps = log_every
+  config.eval_every_steps = steps
+  config.checkpoint_every_steps = steps
+  config.profile_num_steps = 0
+  return config
+
+
+def time_training_loop(config: ml_collections.ConfigDict, steps: int,
+                       log_every: int) -> dict[str, Any]:
+  """images/s of train.train_and_evaluate over `steps` steps, first interval excluded."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from lpaae_jax import train  # pylint: disable=g-import-not-at-top
+  config = loop_config(config, steps, log_every)
+  real_data = _has_real_data(config)
+  with tempfile.TemporaryDirectory(prefix="lpaae_benchmark_") as tmp:
+    workdir = os.path.join(tmp, "workdir")
+    if real_data:
+      train.train_and_evaluate(config, workdir)
+    else:
+      config.data_dir, config.download = os.path.join(tmp, "data"), True
+      # mock_data makes the download a no-op and serves random examples of the right shape.
+      with tfds.testing.mock_data(num_examples=max(4 * config.batch_size, 64)):
+        train.train_and_evaluate(config, workdir)
+    rates = _scalar_values(workdir, "images_per_sec")
+  # The first interval holds compilation (or its cache lookups) and pipeline warm-up.
+  steady = [rate for _, rate in rates[1:]]
+  return {"steps": steps, "log_every": log_every, "data": "real" if real_data else "mock",
+          "intervals": len(steady),
+          "images_per_sec": statistics.median(steady) if steady else None}
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def peak_memory() -> dict[str, Optional[float]]:
+  """Peak host RSS of this process and peak device memory (None where not reported)."""
+  # ru_maxrss is in KiB on Linux and in bytes on macOS.
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  rss_bytes = rss if platform.system() == "Darwin" else rss * 1024
+  device_peak = None
+  try:
+    stats = jax.local_devices()[0].memory_stats()
+  except Exception:  # pylint: disable=broad-except  (not implemented on some backends)
+    stats = None
+  if stats and "peak_bytes_in_use" in stats:
+    device_peak = stats["peak_bytes_in_use"] / MiB
+  return {"peak_host_rss_mib": rss_bytes / MiB, "peak_device_mib": device_peak}
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def _ratio(numerator, denominator) -> Optional[float]:
+  return None if numerator is None or not denominator else numerator / denominator
+
+
+def phase_rows(seconds: dict[str, float], compile_s: dict[str, float],
+               flops: dict[str, Optional[float]], batch_size: int,
+               peak_flops_per_sec: float) -> dict[str, dict[str, Any]]:
+  """Per phase: ms, images/s, compile s, GFLOP, achieved GFLOP/s, roofline fraction."""
+  rows = {}
+  for phase in PHASES:
+    achieved = _ratio(flops[phase], seconds[phase])
+    rows[phase] = {
+        "ms": 1e3 * seconds[phase],
+        "images_per_sec": batch_size / seconds[phase],
+        "compile_s": compile_s[phase],
+        "gflops": None if flops[phase] is None else flops[phase] / 1e9,
+        "achieved_gflops_per_sec": None if achieved is None else achieved / 1e9,
+        "roofline_fraction": _ratio(achieved, peak_flops_per_sec),
+    }
+  return rows
+
+
+def environment(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  device = jax.local_devices()[0]
+  return {
+      "device_kind": device.device_kind, "backend": jax.default_backend(),
+      "num_devices": jax.device_count(), "jax_version": jax.__version__,
+      "dataset": config.dataset, "condition": config.model.condition,
+      "prior": config.model.prior, "width": config.model.width,
+      "batch_size": config.batch_size, "compute_dtype": config.compute_dtype,
+  }
+
+
+def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup: int = 1,
+                  loop_steps: int = 20, loop_log_every: int = 0,
+                  matmul_size: int = 0) -> dict[str, Any]:
+  """Runs every measurement; returns the results as a JSON-serialisable dict."""
+  if repeats < 1 or warmup < 0 or loop_steps < 0:
+    raise ValueError(f"Need repeats >= 1, warmup >= 0 and loop_steps >= 0; got {repeats}, "
+                     f"{warmup}, {loop_steps}.")
+  state_sharding, batch_sharding = mesh_shardings(config)
+  aae_jit, prior_jit = make_steps(config, state_sharding, batch_sharding)
+  init_key, batch_key, step_key = jax.random.split(jax.random.key(config.seed), 3)
+  states = lpaae_jax.create_states(config, init_key, state_sharding)
+  batch = random_batch(config, batch_key, batch_sharding)
+
+  aae, aae_compile_s = compile_timed(aae_jit, states, batch, step_key)
+  prior, prior_compile_s = compile_timed(prior_jit, states, batch, step_key)
+  logging.info("Compiled the steps in %.1f s + %.1f s; timing %d + %d repetitions.",
+               aae_compile_s, prior_compile_s, warmup, repeats)
+  seconds, states = time_steps(aae, prior, states, batch, step_key, repeats=repeats,
+                               warmup=warmup)
+  del states
+
+  flops = {"aae": flops_of(aae), "prior": flops_of(prior)}
+  flops["iteration"] = (None if None in flops.values() else flops["aae"] + flops["prior"])
+  compile_s = {"aae": aae_compile_s, "prior": prior_compile_s,
+               "iteration": aae_compile_s + prior_compile_s}
+  size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
+  matmul = matmul_throughput(size, matmul_dtype(config), max(repeats, 5))
+  logging.info("Timed the steps and a %dx%d matmul.", size, size)
+  results = {
+      "environment": environment(config), "repeats": repeats, "warmup": warmup,
+      "phases": phase_rows(seconds, compile_s, flops, config.batch_size,
+                           matmul["gflops_per_sec"] * 1e9),
+      "matmul": matmul,
+  }
+  results["memory"] = peak_memory()  # before the loop: the steps' own footprint
+
+  pure = results["phases"]["iteration"]["images_per_sec"]
+  loop = {"steps": loop_steps, "images_per_sec": None}
+  if loop_steps > 0:
+    loop = time_training_loop(config, loop_steps, loop_log_every or max(1, loop_steps // 4))
+  loop["pure_images_per_sec"] = pure
+  loop_rate = loop["images_per_sec"]
+  loop["overhead"] = None if loop_rate is None else 1.0 - loop_rate / pure
+  results["loop"] = loop
+  return results
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt(value, spec: str) -> str:
+  return "n/a" if value is None else format(value, spec)
+
+
+def format_table(results: dict[str, Any]) -> str:
+  env, matmul, loop, memory = (results["environment"], results["matmul"], results["loop"],
+                               results["memory"])
+  lines = [
+      f"device: {env['device_kind']} x{env['num_devices']} (backend {env['backend']}), "
+      f"jax {env['jax_version']}",
+      f"config: {env['dataset']} {env['condition']}/{env['prior']}, width {env['width']}, "
+      f"batch {env['batch_size']}, compute_dtype {env['compute_dtype']}; median of "
+      f"{results['repeats']} after {results['warmup']} warm-up",
+      "",
+      f"{'phase':<10}{'ms':>11}{'images/s':>11}{'compile s':>11}{'GFLOP':>10}"
+      f"{'GFLOP/s':>10}{'roofline':>10}",
+  ]
+  for phase, row in results["phases"].items():
+    lines.append(
+        f"{phase:<10}{_fmt(row['ms'], '11.1f')}{_fmt(row['images_per_sec'], '11.1f')}"
+        f"{_fmt(row['compile_s'], '11.1f')}{_fmt(row['gflops'], '10.2f')}"
+        f"{_fmt(row['achieved_gflops_per_sec'], '10.1f')}"
+        f"{_fmt(row['roofline_fraction'], '10.3f')}")
+  lines += [
+      "",
+      f"matmul {matmul['n']}x{matmul['n']} {matmul['dtype']}: {matmul['ms']:.1f} ms, "
+      f"{matmul['gflops_per_sec']:.1f} GFLOP/s (the roofline's peak)",
+      f"training loop: {loop['steps']} steps"
+      + (f" ({loop.get('data')} data, log every {loop.get('log_every')}, "
+         f"{loop.get('intervals')} steady intervals)" if loop["steps"] else " (skipped)")
+      + f": {_fmt(loop['images_per_sec'], '.1f')} images/s vs pure "
+      f"{_fmt(loop['pure_images_per_sec'], '.1f')} -> overhead "
+      + ("n/a" if loop["overhead"] is None else f"{100 * loop['overhead']:.1f}%"),
+      f"memory: peak host RSS {_fmt(memory['peak_host_rss_mib'], '.0f')} MiB, peak device "
+      f"{_fmt(memory['peak_device_mib'], '.0f')} MiB",
+  ]
+  return "\n".join(lines)
+
+
+def run_and_report(config: ml_collections.ConfigDict, json_path: Optional[str] = None,
+                   print_fn: Callable[[str], None] = print, **kwargs) -> dict[str, Any]:
+  """run_benchmark, then prints the table and writes the JSON (when json_path is set)."""
+  results = run_benchmark(config, **kwargs)
+  print_fn(format_table(results))
+  if json_path:
+    with open(json_path, "w") as f:
+      json.dump(results, f, indent=2)
+  return results
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  run_and_report(_CONFIG.value, _JSON.value, repeats=_REPEATS.value, warmup=_WARMUP.value,
+                 loop_steps=_LOOP_STEPS.value, loop_log_every=_LOOP_LOG_EVERY.value,
+                 matmul_size=_MATMUL_SIZE.value)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

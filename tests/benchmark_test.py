@@ -1,0 +1,99 @@
+"""The benchmark end to end on the tiny config: every table field in the JSON, sane values."""
+
+import json
+
+import jax
+import pytest
+
+from lpaae_jax import benchmark
+from tests.conftest import compiled_steps, tiny_config
+
+PHASE_FIELDS = ("ms", "images_per_sec", "compile_s", "gflops", "achieved_gflops_per_sec",
+                "roofline_fraction")
+ENVIRONMENT_FIELDS = ("device_kind", "backend", "num_devices", "jax_version", "dataset",
+                      "condition", "prior", "width", "batch_size", "compute_dtype")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+  """One short run (2 repeats, 3 loop steps logged every step): JSON and printed table."""
+  path = tmp_path_factory.mktemp("benchmark") / "results.json"
+  printed = []
+  benchmark.run_and_report(tiny_config(), str(path), print_fn=printed.append, repeats=2,
+                           warmup=1, loop_steps=3, loop_log_every=1)
+  return json.loads(path.read_text()), printed[0]
+
+
+def test_uses_the_suites_compiled_steps():
+  # On one device the benchmark asks for the same jitted steps as the other tests (and
+  # the training loop), so their compilations are shared.
+  if jax.device_count() > 1:
+    pytest.skip("multi-device steps are sharded, unlike conftest's")
+  assert benchmark.make_steps(tiny_config(), None, None) == compiled_steps()
+
+
+def test_json_has_every_field(report):
+  results, _ = report
+  assert set(results["environment"]) >= set(ENVIRONMENT_FIELDS)
+  assert results["environment"]["width"] == 4
+  assert results["environment"]["batch_size"] == 16
+  assert set(results["phases"]) == {"aae", "prior", "iteration"}
+  for phase, row in results["phases"].items():
+    assert set(row) >= set(PHASE_FIELDS), phase
+  assert set(results["matmul"]) >= {"n", "dtype", "ms", "gflops_per_sec"}
+  assert set(results["loop"]) >= {"steps", "images_per_sec", "pure_images_per_sec",
+                                  "overhead"}
+  assert set(results["memory"]) == {"peak_host_rss_mib", "peak_device_mib"}
+
+
+def test_values_are_sane(report):
+  results, _ = report
+  for phase, row in results["phases"].items():
+    for field in ("ms", "images_per_sec", "compile_s", "gflops", "achieved_gflops_per_sec"):
+      assert row[field] > 0, (phase, field, row[field])
+    assert 0 < row["roofline_fraction"] <= 1.5, (phase, row["roofline_fraction"])
+  phases = results["phases"]
+  assert phases["iteration"]["gflops"] == pytest.approx(phases["aae"]["gflops"] +
+                                                        phases["prior"]["gflops"])
+  assert results["matmul"]["gflops_per_sec"] > 0
+  loop = results["loop"]
+  assert loop["steps"] == 3 and loop["intervals"] == 2
+  assert loop["images_per_sec"] > 0
+  assert loop["pure_images_per_sec"] == phases["iteration"]["images_per_sec"]
+  assert loop["overhead"] == pytest.approx(1 - loop["images_per_sec"] /
+                                           loop["pure_images_per_sec"])
+  assert results["memory"]["peak_host_rss_mib"] > 0
+
+
+def test_table_shows_every_measurement(report):
+  _, table = report
+  for text in ("aae", "prior", "iteration", "compile s", "GFLOP/s", "roofline", "matmul",
+               "training loop", "overhead", "peak host RSS", "jax", "width 4", "batch 16"):
+    assert text in table, text
+
+
+@pytest.mark.parametrize("analysis,expected", [
+    ({"flops": 10.0, "bytes accessed": 3.0}, 10.0),
+    ([{"flops": 4.0}, {"flops": 6.0}], 10.0),
+    (None, None),
+    ({"bytes accessed": 3.0}, None),
+    ([], None),
+])
+def test_flops_of_handles_every_cost_analysis_shape(analysis, expected):
+
+  class FakeCompiled:
+
+    def cost_analysis(self):
+      return analysis
+
+  assert benchmark.flops_of(FakeCompiled()) == expected
+
+
+def test_flops_of_survives_missing_cost_analysis():
+
+  class NoAnalysis:
+
+    def cost_analysis(self):
+      raise NotImplementedError
+
+  assert benchmark.flops_of(NoAnalysis()) is None
