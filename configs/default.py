@@ -70,6 +70,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.eval.num_samples = 50_000
   config.eval.num_splits = 10
   config.eval.batch_size = 250
+  config.eval.judge_path = ml_collections.config_dict.placeholder(str)  # judge metrics if set
+  config.eval.num_real_samples = ml_collections.config_dict.placeholder(int)  # None: whole split
+  config.eval.num_tsne_points = 1000
+  # FID reference stats of the real split; None: the evaluation's output directory.
+  config.eval.stats_cache_dir = ml_collections.config_dict.placeholder(str)
 
   if variant:
     apply_variant(config, variant)

@@ -27,4 +27,6 @@ def get_config(variant=None):
   config.eval.num_samples = 200
   config.eval.num_splits = 2
   config.eval.batch_size = 50
+  config.eval.num_real_samples = 200
+  config.eval.num_tsne_points = 100
   return config

@@ -81,3 +81,42 @@ def test_full_width_cifar10_parameter_counts(capsys):
   # CG: Dense(64->128) + BN(128) + Dense(128->64) + BN(64).
   assert counts["code_generator"] == 64 * 128 + 128 + 2 * 128 + 128 * 64 + 64 + 2 * 64
   assert counts["encoder"] > 1_000_000 and counts["decoder"] > 1_000_000
+
+
+@pytest.mark.parametrize("size", [4, 8])
+def test_sub_pixel_conv_transpose_matches_flax_conv_transpose(size):
+  """Same params, same outputs and gradients as nn.ConvTranspose(F, (4, 4), (2, 2), SAME)."""
+  import flax.linen as nn
+  x = jax.random.normal(jax.random.key(1), (2, size, size, 3))
+  reference = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
+  sub_pixel = models.SubPixelConvTranspose(5)
+  params = reference.init(jax.random.key(2), x)
+  # Same parameter shapes and, from the same key, the same initial values.
+  assert (jax.tree_util.tree_map(jnp.shape, sub_pixel.init(jax.random.key(2), x)) ==
+          jax.tree_util.tree_map(jnp.shape, params))
+  np.testing.assert_array_equal(sub_pixel.init(jax.random.key(2), x)["params"]["kernel"],
+                                params["params"]["kernel"])
+  # Random bias so its gradient and broadcast are exercised too (init is zeros).
+  params = jax.tree_util.tree_map(
+      lambda p: jax.random.normal(jax.random.key(3), p.shape), params)
+  cotangent = jax.random.normal(jax.random.key(4), (2, 2 * size, 2 * size, 5))
+
+  def value_and_grads(module):
+    loss = lambda params, x: jnp.sum(module.apply(params, x) * cotangent)
+    return jax.jit(lambda params, x: (module.apply(params, x),
+                                      jax.grad(loss, argnums=(0, 1))(params, x)))
+
+  expected = value_and_grads(reference)(params, x)
+  actual = value_and_grads(sub_pixel)(params, x)
+  assert actual[0].shape == (2, 2 * size, 2 * size, 5)
+  jax.tree_util.tree_map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5),
+                         actual, expected)
+
+  # bfloat16 compute (float32 params): loose agreement with the float32 reference.
+  bf16 = models.SubPixelConvTranspose(5, dtype=jnp.bfloat16)
+  actual_bf16 = value_and_grads(bf16)(params, x)
+  assert actual_bf16[0].dtype == jnp.bfloat16
+  jax.tree_util.tree_map(
+      lambda a, e: np.testing.assert_allclose(np.asarray(a, np.float32), e, rtol=0.05,
+                                              atol=0.05 * float(np.max(np.abs(e)))),
+      actual_bf16, expected)

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
+from lpaae_jax import evaluate
 from lpaae_jax import train
 from tests.conftest import tiny_config
 from tests.train_steps_test import leaves_equal, to_host
@@ -136,3 +137,16 @@ def test_labels_outside_the_classes_are_rejected():
   train.check_labels(np.array([0, 9]), 10, step=0)
   with pytest.raises(ValueError, match="step 3 has labels in \\[0, 10\\].*\\[0, 10\\)"):
     train.check_labels(np.array([0, 10]), 10, step=3)
+
+
+def test_evaluate_command_restores_the_run_and_writes_metrics_and_figures(finished_run):
+  config, workdir, _ = finished_run
+  with tfds.testing.mock_data(num_examples=64):
+    results = evaluate.evaluate_workdir(config, str(workdir), num_samples=20)
+  eval_dir = workdir / "eval"
+  assert (eval_dir / "metrics.json").is_file()
+  for png in ("samples_grid.png", "reconstructions.png", "tsne.png"):
+    assert (eval_dir / png).stat().st_size > 0
+  assert results["step"] == 4 and np.isfinite(results["reconstruction_mse"])
+  assert 0 <= results["kmeans_nmi"] <= 1
+  assert "eval/samples_grid" in event_tags(workdir)["images"]

@@ -1,0 +1,415 @@
+"""Evaluation of trained states: every metric that applies to the run's setting, plus figures.
+
+  python -m lpaae_jax.evaluate --config=configs/cifar10.py --workdir=runs/cifar10 \
+      [--judge=DIR] [--num_samples=N]
+
+restores the workdir's latest checkpoint and writes `WORKDIR/eval/metrics.json`, the PNGs
+and TensorBoard summaries (use the run's training config, with its variant).
+
+`evaluate_states(config, states, out_dir, ...)` computes, in eval mode:
+
+  fid                     generated samples vs the real `config.eval_split` (pool3 features
+                          of the FID InceptionV3); reference stats cached as .npz
+  inception_score(_std)   when the Inception weights hold the 1008-way `fc` (the shared
+                          *_nofc weights do not: recorded under "unavailable" with the reason)
+  conditional_accuracy    supervised: judge(dec(z_c(z, s))) == s      } need a judge
+  cluster_accuracy        unsupervised: the same up to a Hungarian     } (judge_path or
+                          matching of s to classes                     } config.eval.judge_path)
+  kmeans_accuracy, _nmi   k-means (k = num_classes) of encoder codes of real eval images
+  reconstruction_mse      mean squared pixel error of dec(enc(x)) on real eval images ([-1, 1])
+
+and writes `out_dir/metrics.json`, `samples_grid.png` (Figure 3), `reconstructions.png` and
+`tsne.png` (Figure 4), and, given a clu MetricWriter, the scalars and images under `eval/`.
+Samples use s = 0, 1, ..., 9, 0, ... (balanced) and noise fixed by config.seed, so the
+numbers of successive evaluations of one run are comparable.
+
+Optional config fields (read with defaults when absent):
+  config.eval.judge_path         None: no judge metrics
+  config.eval.num_real_samples   None: the whole eval split (FID reference, k-means, MSE)
+  config.eval.num_tsne_points    1000 real codes (+ as many CG samples)
+  config.eval.stats_cache_dir    None: out_dir
+"""
+
+import functools
+import json
+import os
+import tempfile
+import time
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app
+from absl import flags
+from absl import logging
+from clu import metric_writers
+from ml_collections import config_flags
+
+import lpaae_jax
+from lpaae_jax import checkpointing
+from lpaae_jax import input_pipeline
+from lpaae_jax import train_steps
+from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
+from lpaae_jax.states import States
+
+METRICS_FILE = "metrics.json"
+FIGURE_FILES = {"samples_grid": "samples_grid.png", "reconstructions": "reconstructions.png",
+                "tsne": "tsne.png"}
+DEFAULT_NUM_TSNE_POINTS = 1000
+_EVAL_SEED_OFFSET = 0x5eed  # Eval noise independent of the training noise of the same seed.
+
+
+def _eval_field(config: ml_collections.ConfigDict, name: str, default=None):
+  value = config.eval.get(name, default)
+  return default if value is None else value
+
+
+def eval_keys(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """Fixed keys of the evaluation (same at every eval of a run): samples, grid, t-SNE."""
+  base = jax.random.fold_in(jax.random.key(int(config.seed)), _EVAL_SEED_OFFSET)
+  return dict(zip(("samples", "grid", "tsne"), jax.random.split(base, 3)))
+
+
+# --- Batched model calls ---------------------------------------------------------------------
+
+
+def batched_apply(fn, states: States, images: np.ndarray, batch_size: int) -> np.ndarray:
+  """fn(states, batch) over images in fixed-size batches (the last zero-padded: one compile)."""
+  outputs = []
+  for start in range(0, len(images), batch_size):
+    batch = images[start:start + batch_size]
+    num_real = len(batch)
+    if num_real < batch_size:
+      batch = np.concatenate([batch, np.zeros((batch_size - num_real, *batch.shape[1:]),
+                                              batch.dtype)])
+    outputs.append(np.asarray(fn(states, batch))[:num_real])
+  return np.concatenate(outputs)
+
+
+def sample_batches(states: States, key, num: int, batch_size: int):
+  """Yields (images in [-1, 1], s or None) batches of `num` prior samples, s balanced.
+
+  Every batch is generated at `batch_size` (one compile) and the last one truncated.
+  """
+  spec = states.spec
+  for index, start in enumerate(range(0, num, batch_size)):
+    noise = jax.random.normal(jax.random.fold_in(key, index), (batch_size, spec.noise_size))
+    s = (disentanglement.balanced_conditions(batch_size, spec.num_classes, start)
+         if spec.conditional else None)
+    images = np.asarray(lpaae_jax.decode_noise(states, noise, s))
+    count = min(batch_size, num - start)
+    yield images[:count], (None if s is None else s[:count])
+
+
+_prior_codes = jax.jit(train_steps.prior_codes_eval)
+
+
+def prior_code_samples(states: States, key, num: int):
+  """(z_c (num, code_dim), s or None) from the code generator, s balanced."""
+  spec = states.spec
+  s = disentanglement.balanced_conditions(num, spec.num_classes) if spec.conditional else None
+  noise = jax.random.normal(key, (num, spec.noise_size))
+  return np.asarray(_prior_codes(states, noise, s)), s
+
+
+# --- FID / IS ----------------------------------------------------------------------------------
+
+
+class FeatureMoments:
+  """Running mean and covariance of features: FID of many samples without keeping them."""
+
+  def __init__(self):
+    self.count = 0
+    self.total = None
+    self.outer = None
+
+  def update(self, features) -> None:
+    features = np.asarray(features, np.float64)
+    if self.total is None:
+      self.total = np.zeros(features.shape[1])
+      self.outer = np.zeros((features.shape[1],) * 2)
+    self.count += len(features)
+    self.total += features.sum(axis=0)
+    self.outer += features.T @ features
+
+  def stats(self) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, unbiased covariance), as metrics.feature_stats."""
+    if self.count < 2:
+      raise ValueError(f"FID needs at least 2 samples; got {self.count}.")
+    mean = self.total / self.count
+    covariance = (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
+    return mean, covariance
+
+
+@functools.lru_cache(maxsize=2)
+def _inception_fn_cached(weights_path: str, batch_size: int):
+  variables = inception.load_inception_variables(weights_path)
+  return inception.make_inception_fn(variables, batch_size), "fc" in variables["params"]
+
+
+def load_inception_fn(config: ml_collections.ConfigDict):
+  """-> (fn(images) -> {"pool3", "logits" | None}, has_logits, weights path); cached."""
+  weights_path = os.path.abspath(inception.resolve_inception_weights(
+      config.eval.get("inception_weights")))
+  fn, has_logits = _inception_fn_cached(weights_path, int(config.eval.batch_size))
+  return fn, has_logits, weights_path
+
+
+def reference_stats_path(config: ml_collections.ConfigDict, cache_dir: str, num_real: int,
+                         weights_path: str) -> str:
+  """Cache file of the real split's pool3 stats: one per dataset, split, count and weights."""
+  weights = os.path.splitext(os.path.basename(weights_path))[0]
+  return os.path.join(cache_dir, f"fid_reference_{config.dataset}_{config.eval_split}_"
+                                 f"{num_real}_{weights}.npz")
+
+
+def real_feature_stats(inception_fn, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """pool3 (mean, covariance) of images in [-1, 1]."""
+  return metrics.feature_stats(inception_fn(figures.to_uint8(images))["pool3"])
+
+
+# --- Real data -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _real_arrays_cached(config_json: str, split: str, num: Optional[int]):
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  return input_pipeline.load_split_arrays(config, split, num=num)
+
+
+def real_eval_data(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """The first config.eval.num_real_samples (all when None) eval-split images and labels.
+
+  Cached across calls (periodic evaluation in training reloads nothing).
+  """
+  data_fields = {"dataset": config.dataset,
+                 "data_dir": input_pipeline.resolve_data_dir(config.get("data_dir")),
+                 "download": config.get("download", False),
+                 "model": {"channels": config.model.channels,
+                           "image_size": config.model.image_size}}
+  num = config.eval.get("num_real_samples")
+  return _real_arrays_cached(json.dumps(data_fields, sort_keys=True), config.eval_split,
+                             None if num is None else int(num))
+
+
+# --- Output --------------------------------------------------------------------------------
+
+
+def _json_ready(value):
+  if isinstance(value, dict):
+    return {key: _json_ready(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_ready(item) for item in value]
+  if isinstance(value, (np.floating, float)):
+    return float(value) if np.isfinite(value) else None  # Strict JSON has no NaN.
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def write_metrics_json(out_dir: str, results: dict) -> str:
+  path = os.path.join(out_dir, METRICS_FILE)
+  fd, temp_path = tempfile.mkstemp(dir=out_dir, prefix=".metrics-", suffix=".tmp")
+  with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
+    json.dump(_json_ready(results), temp_file, indent=2, sort_keys=True)
+    temp_file.write("\n")
+  os.replace(temp_path, path)
+  return path
+
+
+def scalar_metrics(results: dict) -> dict[str, float]:
+  """The finite numeric top-level entries (the metrics), as TensorBoard scalars."""
+  skip = {"step", "num_samples", "num_real"}
+  return {key: float(value) for key, value in results.items()
+          if key not in skip and isinstance(value, (int, float, np.number))
+          and not isinstance(value, bool) and np.isfinite(value)}
+
+
+# --- Evaluation ----------------------------------------------------------------------------
+
+
+def _sample_metrics(config, states: States, num_samples: int, judge_model, unavailable: dict,
+                    cache_dir: str, real_images: np.ndarray) -> dict[str, Any]:
+  """FID / IS / judge metrics of `num_samples` prior samples, streamed batch by batch."""
+  results = {}
+  try:
+    inception_fn, has_logits, weights_path = load_inception_fn(config)
+  except (FileNotFoundError, ValueError) as error:
+    inception_fn, has_logits = None, False
+    reason = str(error).splitlines()[0]
+    unavailable["fid"] = unavailable["inception_score"] = reason
+    logging.warning("FID and Inception Score unavailable: %s", reason)
+  if inception_fn is not None and not has_logits:
+    unavailable["inception_score"] = (
+        f"the Inception weights {weights_path} have no 'fc' layer (pool3 only), so no "
+        "logits: convert the full pytorch-fid release (pt_inception-2015-12-05-6726825d.pth) "
+        "with python -m lpaae_jax.evaluation.convert_inception")
+  if inception_fn is None and judge_model is None:
+    return results
+
+  moments, logits, judge_labels, conditions = FeatureMoments(), [], [], []
+  num_nonfinite = 0
+  batch_size = int(config.eval.batch_size)
+  for images, s in sample_batches(states, eval_keys(config)["samples"], num_samples,
+                                  batch_size):
+    num_nonfinite += int(np.sum(~np.isfinite(images).reshape(len(images), -1).all(axis=1)))
+    if inception_fn is not None:
+      outputs = inception_fn(figures.to_uint8(images))
+      moments.update(outputs["pool3"])
+      if has_logits:
+        logits.append(outputs["logits"])
+    if judge_model is not None:
+      judge_labels.append(judge.judge_predict(judge_model, images, batch_size))
+      conditions.append(s)
+  results["num_nonfinite_samples"] = num_nonfinite
+
+  if inception_fn is not None and num_nonfinite:
+    unavailable["fid"] = unavailable["inception_score"] = (
+        f"{num_nonfinite} of {num_samples} samples contain NaN/inf (the model diverged)")
+  elif inception_fn is not None:
+    num_real = len(real_images)
+    cache_path = reference_stats_path(config, cache_dir, num_real, weights_path)
+    reference_mu, reference_sigma = metrics.cached_reference_stats(
+        cache_path, lambda: real_feature_stats(inception_fn, real_images))
+    results["fid"] = metrics.fid_from_stats(*moments.stats(), reference_mu, reference_sigma)
+    results["fid_reference_stats"] = cache_path
+    if has_logits:
+      num_splits = max(1, min(int(config.eval.num_splits), num_samples))
+      results["inception_score"], results["inception_score_std"] = metrics.inception_score(
+          np.concatenate(logits), num_splits)
+
+  if judge_model is not None:
+    judge_labels, conditions = np.concatenate(judge_labels), np.concatenate(conditions)
+    num_classes = states.spec.num_classes
+    if states.spec.condition == "supervised":
+      results["conditional_accuracy"] = disentanglement.conditional_accuracy(judge_labels,
+                                                                             conditions)
+      results["conditional_accuracy_per_class"] = disentanglement.per_class_accuracy(
+          judge_labels, conditions, num_classes).tolist()
+    else:
+      results["cluster_accuracy"] = disentanglement.cluster_accuracy(judge_labels, conditions,
+                                                                     num_classes)
+  return results
+
+
+def _load_judge_for(config, states: States, judge_path: Optional[str], unavailable: dict):
+  metric = {"supervised": "conditional_accuracy", "unsupervised": "cluster_accuracy"}.get(
+      states.spec.condition)
+  if metric is None:
+    return None  # condition 'none': no s to judge.
+  if not judge_path:
+    unavailable[metric] = (
+        "no judge classifier given (judge_path or config.eval.judge_path); make one with: "
+        f"python -m lpaae_jax.evaluation.judge --config=<dataset config> --out=<dir>")
+    return None
+  return judge.load_judge(judge_path, dataset=config.dataset)
+
+
+def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: str, *,
+                    judge_path: Optional[str] = None, num_samples: Optional[int] = None,
+                    writer=None, step: int = 0,
+                    stats_cache_dir: Optional[str] = None) -> dict[str, Any]:
+  """Every metric that applies to `states` (see the module docstring); writes out_dir.
+
+  judge_path: a judge made by `python -m lpaae_jax.evaluation.judge` (default
+  config.eval.judge_path); a bad one raises judge.JudgeUnavailableError. num_samples:
+  default config.eval.num_samples. writer: a clu MetricWriter (scalars and images at `step`).
+  stats_cache_dir: where the real split's FID stats are cached (default
+  config.eval.stats_cache_dir, then out_dir). Missing Inception weights do not fail the
+  evaluation: FID/IS are then listed under "unavailable" with the reason.
+  Returns the dict written to out_dir/metrics.json.
+  """
+  start_time = time.time()
+  spec = states.spec
+  num_samples = int(num_samples or config.eval.num_samples)
+  judge_path = judge_path or _eval_field(config, "judge_path")
+  cache_dir = stats_cache_dir or _eval_field(config, "stats_cache_dir") or out_dir
+  os.makedirs(out_dir, exist_ok=True)
+  batch_size = int(config.eval.batch_size)
+  unavailable: dict[str, str] = {}
+
+  judge_model = _load_judge_for(config, states, judge_path, unavailable)  # Fail fast.
+  real_images, real_labels = real_eval_data(config)
+  results: dict[str, Any] = {
+      "step": int(step), "dataset": config.dataset, "condition": spec.condition,
+      "prior": spec.prior, "num_samples": num_samples, "num_real": int(len(real_labels)),
+  }
+  if judge_model is not None:
+    results["judge"] = judge_model.path
+    results["judge_test_accuracy"] = judge_model.info.get("test_accuracy")
+
+  results.update(_sample_metrics(config, states, num_samples, judge_model, unavailable,
+                                 cache_dir, real_images))
+
+  codes = batched_apply(lambda st, x: lpaae_jax.encode(st, x), states, real_images, batch_size)
+  results.update(disentanglement.kmeans_code_scores(codes, real_labels, spec.num_classes,
+                                                    seed=int(config.seed)))
+  reconstructions = batched_apply(lambda st, x: lpaae_jax.reconstruct(st, x), states,
+                                  real_images, batch_size)
+  results["reconstruction_mse"] = float(np.mean(np.square(reconstructions - real_images)))
+
+  keys = eval_keys(config)
+  paths = {name: os.path.join(out_dir, file) for name, file in FIGURE_FILES.items()}
+  images = {
+      "samples_grid": figures.figure3_grid(states, keys["grid"], int(config.num_grid_rows),
+                                           path=paths["samples_grid"]),
+      "reconstructions": figures.reconstruction_pairs(
+          states, real_images[:int(config.num_reconstructions)], path=paths["reconstructions"]),
+  }
+  num_tsne = min(int(_eval_field(config, "num_tsne_points", DEFAULT_NUM_TSNE_POINTS)),
+                 len(real_images))
+  prior_codes, prior_s = (prior_code_samples(states, keys["tsne"], num_tsne)
+                          if spec.learned_prior else (None, None))
+  images["tsne"] = figures.tsne_figure(
+      codes[:num_tsne], real_labels[:num_tsne], prior_codes, prior_s, path=paths["tsne"],
+      seed=int(config.seed), title=f"{config.dataset}, {spec.condition}, {spec.prior} prior, "
+                                   f"step {step}")
+  results["figures"] = {name: os.path.basename(path) for name, path in paths.items()}
+  results["unavailable"] = unavailable
+  results["eval_seconds"] = round(time.time() - start_time, 1)
+  write_metrics_json(out_dir, results)
+
+  if writer is not None:
+    writer.write_scalars(step, {f"eval/{key}": value
+                                for key, value in scalar_metrics(results).items()})
+    writer.write_images(step, {f"eval/{name}": image[None] for name, image in images.items()})
+    writer.flush()
+  logging.info("eval at step %d: %s", step, scalar_metrics(results))
+  return results
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir whose latest checkpoint is evaluated.")
+flags.DEFINE_string("judge", None, "Judge classifier file (see lpaae_jax.evaluation.judge); "
+                    "enables conditional / cluster accuracy.")
+flags.DEFINE_integer("num_samples", None, "Generated samples (default config.eval.num_samples).")
+config_flags.DEFINE_config_file("config", None, "The run's training config.", lock_config=True)
+
+
+def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str, *,
+                     judge_path: Optional[str] = None,
+                     num_samples: Optional[int] = None) -> dict[str, Any]:
+  """Restores the workdir's latest checkpoint and evaluates it into `workdir/eval/`
+  (metrics.json, PNGs) and the workdir's TensorBoard events."""
+  states, step = checkpointing.restore_latest(config, workdir)
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  try:
+    return evaluate_states(config, states, os.path.join(workdir, "eval"),
+                           judge_path=judge_path, num_samples=num_samples, writer=writer,
+                           step=step)
+  finally:
+    writer.close()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  results = evaluate_workdir(FLAGS.config, FLAGS.workdir, judge_path=FLAGS.judge,
+                             num_samples=FLAGS.num_samples)
+  print(json.dumps(scalar_metrics(results), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)
