@@ -73,6 +73,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.eval.judge_path = ml_collections.config_dict.placeholder(str)  # judge metrics if set
   config.eval.num_real_samples = ml_collections.config_dict.placeholder(int)  # None: whole split
   config.eval.num_tsne_points = 1000
+  # Training writes cheap summaries every eval_every_steps (sample grid, reconstructions,
+  # pixel MSE); True also runs the full evaluation (lpaae_jax.evaluate) after the last step.
+  config.eval.full_eval_at_end = False
   # FID reference stats of the real split; None: the evaluation's output directory.
   config.eval.stats_cache_dir = ml_collections.config_dict.placeholder(str)
 

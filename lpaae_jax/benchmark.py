@@ -45,17 +45,25 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import lpaae_jax
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
-                                          lock_config=True)
-_JSON = flags.DEFINE_string("json", None, "Also write the results as JSON to this path.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions per measurement (median).")
-_WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed repetitions before timing.")
-_LOOP_STEPS = flags.DEFINE_integer("loop_steps", 20,
-                                   "Training-loop steps to time (0 skips the loop).")
-_LOOP_LOG_EVERY = flags.DEFINE_integer(
-    "loop_log_every", 0, "Loop logging interval in steps (0: loop_steps // 4, at least 1).")
-_MATMUL_SIZE = flags.DEFINE_integer(
-    "matmul_size", 0, "Side of the peak-throughput matmul (0: 2048 on CPU, 8192 otherwise).")
+def _define_flags() -> dict:
+  # Only when run as a command: importing this module must not claim global flag names
+  # (`--config` is also the trainer's and the evaluator's).
+  return {
+      "config": config_flags.DEFINE_config_file("config", None, "Training config file.",
+                                                lock_config=True),
+      "json": flags.DEFINE_string("json", None, "Also write the results as JSON to this path."),
+      "repeats": flags.DEFINE_integer("repeats", 5,
+                                      "Timed repetitions per measurement (median)."),
+      "warmup": flags.DEFINE_integer("warmup", 1, "Untimed repetitions before timing."),
+      "loop_steps": flags.DEFINE_integer("loop_steps", 20,
+                                         "Training-loop steps to time (0 skips the loop)."),
+      "loop_log_every": flags.DEFINE_integer(
+          "loop_log_every", 0,
+          "Loop logging interval in steps (0: loop_steps // 4, at least 1)."),
+      "matmul_size": flags.DEFINE_integer(
+          "matmul_size", 0,
+          "Side of the peak-throughput matmul (0: 2048 on CPU, 8192 otherwise)."),
+  }
 
 PHASES = ("aae", "prior", "iteration")
 MiB = 2**20
@@ -389,14 +397,14 @@ def run_and_report(config: ml_collections.ConfigDict, json_path: Optional[str] =
   return results
 
 
-def main(argv):
+def main(argv, cli_flags: dict):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  run_and_report(_CONFIG.value, _JSON.value, repeats=_REPEATS.value, warmup=_WARMUP.value,
-                 loop_steps=_LOOP_STEPS.value, loop_log_every=_LOOP_LOG_EVERY.value,
-                 matmul_size=_MATMUL_SIZE.value)
+  values = {name: flag.value for name, flag in cli_flags.items()}
+  run_and_report(values.pop("config"), values.pop("json"), **values)
 
 
 if __name__ == "__main__":
+  _cli_flags = _define_flags()
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(lambda argv: main(argv, _cli_flags))

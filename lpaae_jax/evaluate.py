@@ -380,11 +380,19 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir whose latest checkpoint is evaluated.")
-flags.DEFINE_string("judge", None, "Judge classifier file (see lpaae_jax.evaluation.judge); "
-                    "enables conditional / cluster accuracy.")
-flags.DEFINE_integer("num_samples", None, "Generated samples (default config.eval.num_samples).")
-config_flags.DEFINE_config_file("config", None, "The run's training config.", lock_config=True)
+
+
+def _define_flags() -> None:
+  # Only when run as a command: importing this module must not claim global flag names
+  # (`--config` is also the benchmark's and the trainer's).
+  flags.DEFINE_string("workdir", None, "Training workdir whose latest checkpoint is evaluated.")
+  flags.DEFINE_string("judge", None, "Judge classifier file (see lpaae_jax.evaluation.judge); "
+                      "enables conditional / cluster accuracy.")
+  flags.DEFINE_integer("num_samples", None,
+                       "Generated samples (default config.eval.num_samples).")
+  config_flags.DEFINE_config_file("config", None, "The run's training config.",
+                                  lock_config=True)
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str, *,
@@ -411,5 +419,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
+  _define_flags()
   app.run(main)

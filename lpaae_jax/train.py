@@ -223,6 +223,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
     manager.wait_until_finished()
     manager.close()
     writer.flush()
+  trained = start_step < config.num_train_steps and not termination.requested
+  if config.eval.full_eval_at_end and trained:
+    from lpaae_jax import evaluate  # pylint: disable=g-import-not-at-top  # heavy, optional
+    evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"), writer=writer,
+                             step=config.num_train_steps)
   return states
 
 

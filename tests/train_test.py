@@ -1,6 +1,8 @@
 """train_and_evaluate end to end under mock data: files, summaries, exact resume, errors."""
 
+import json
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -44,7 +46,7 @@ def event_tags(workdir: pathlib.Path) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
-  config = run_config(tmp_path_factory.mktemp("data"))
+  config = run_config(tmp_path_factory.mktemp("data"), **{"eval.full_eval_at_end": True})
   states = train_mocked(config, workdir)
   return config, workdir, to_host(states)
 
@@ -139,8 +141,17 @@ def test_labels_outside_the_classes_are_rejected():
     train.check_labels(np.array([0, 10]), 10, step=3)
 
 
-def test_evaluate_command_restores_the_run_and_writes_metrics_and_figures(finished_run):
-  config, workdir, _ = finished_run
+def test_training_ends_with_the_full_evaluation(finished_run):
+  _, workdir, _ = finished_run
+  metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+  assert metrics["step"] == 4 and "kmeans_nmi" in metrics
+
+
+def test_evaluate_command_restores_the_run_and_writes_metrics_and_figures(finished_run,
+                                                                          tmp_path):
+  config, run_workdir, _ = finished_run
+  workdir = tmp_path / "copy"
+  shutil.copytree(run_workdir / "checkpoints", workdir / "checkpoints")
   with tfds.testing.mock_data(num_examples=64):
     results = evaluate.evaluate_workdir(config, str(workdir), num_samples=20)
   eval_dir = workdir / "eval"
