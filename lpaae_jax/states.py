@@ -172,7 +172,3 @@ def _init_compiler_options() -> Optional[dict[str, Any]]:
   if jax.default_backend() == "cpu":
     return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
   return None
-
-
-def param_count(tree) -> int:
-  return sum(x.size for x in jax.tree_util.tree_leaves(tree))

@@ -30,9 +30,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("learned", "fixed")]
 
 
-def tiny_config(condition="none", prior="learned", **overrides):
-  """configs/test.py (MNIST, w=4, batch 16) with a setting, a prior and field overrides."""
-  config = test_config.get_config(f"{condition},{prior}")
+def apply_overrides(config, **overrides):
+  """Sets dotted config fields, e.g. apply_overrides(config, **{"model.width": 8})."""
   for dotted, value in overrides.items():
     node = config
     *parents, leaf = dotted.split(".")
@@ -40,6 +39,11 @@ def tiny_config(condition="none", prior="learned", **overrides):
       node = node[part]
     node[leaf] = value
   return config
+
+
+def tiny_config(condition="none", prior="learned", **overrides):
+  """configs/test.py (MNIST, w=4, batch 16) with a setting, a prior and field overrides."""
+  return apply_overrides(test_config.get_config(f"{condition},{prior}"), **overrides)
 
 
 def compiled_steps(condition="none", prior="learned", **overrides):

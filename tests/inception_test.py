@@ -278,3 +278,15 @@ def test_reader_refuses_unexpected_globals(tmp_path):
     archive.writestr("evil/data.pkl", pickle.dumps(os.getcwd))
   with pytest.raises(ValueError, match="not expected in a torch state dict"):
     convert_inception.read_torch_state_dict(str(path))
+
+
+def test_converter_refuses_a_release_file_whose_sha256_prefix_differs(tmp_path, capsys):
+  """A file named like the release whose sha256 does not start with the name's 6726825d
+  (a corrupt or partial download) is refused before anything is written."""
+  fake_release = tmp_path / inception.RELEASE_PTH_NAME
+  fake_release.write_bytes(open(os.path.join(DATA_DIR, "tiny_torch_state_dict.pth"),
+                                "rb").read())
+  out_path = tmp_path / "out.npz"
+  assert convert_inception.main([f"--pth={fake_release}", f"--out={out_path}"]) == 1
+  assert "corrupt or partial download" in capsys.readouterr().err
+  assert not out_path.exists()

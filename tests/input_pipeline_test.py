@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 from configs import cifar10 as cifar10_config
 from configs import mnist as mnist_config
 from lpaae_jax import input_pipeline
+from tests.conftest import apply_overrides
 
 CONFIGS = {"mnist": mnist_config, "cifar10": cifar10_config}
 CHANNELS = {"mnist": 1, "cifar10": 3}
@@ -22,13 +23,7 @@ CHANNELS = {"mnist": 1, "cifar10": 3}
 def make_config(dataset="mnist", **overrides):
   config = CONFIGS[dataset].get_config()
   config.batch_size = 16
-  for dotted, value in overrides.items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  return config
+  return apply_overrides(config, **overrides)
 
 
 def require_real(dataset: str) -> str:

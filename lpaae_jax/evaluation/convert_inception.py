@@ -267,10 +267,13 @@ def main(argv=None) -> int:
     return 1
   sha256 = _sha256(pth_path)
   print(f"{pth_path}: sha256 {sha256}")
-  if (os.path.basename(pth_path) == inception.RELEASE_PTH_NAME
+  if (args.check and os.path.basename(pth_path) == inception.RELEASE_PTH_NAME
       and not sha256.startswith(inception.RELEASE_PTH_SHA256_PREFIX)):
-    print(f"warning: the release's sha256 starts with {inception.RELEASE_PTH_SHA256_PREFIX}; "
-          "this file differs (corrupt download?)", file=sys.stderr)
+    # The release name carries its sha256 prefix (torch.hub's check_hash convention).
+    print(f"error: {pth_path} has sha256 {sha256}, but the release's starts with "
+          f"{inception.RELEASE_PTH_SHA256_PREFIX}: a corrupt or partial download; fetch it "
+          f"again from {inception.RELEASE_PTH_URL}", file=sys.stderr)
+    return 1
   try:
     arrays = read_torch_state_dict(pth_path)
     if args.check:
