@@ -63,13 +63,14 @@ def check_labels(labels: np.ndarray, num_classes: int, step: int) -> None:
                      f"model.num_classes={num_classes} needs them in [0, {num_classes}).")
 
 
-def summarize(step_metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
-  """Means of per-step metrics (one host transfer for the whole logging interval).
+def stack_to_host(step_metrics: list[dict[str, jax.Array]]) -> dict[str, np.ndarray]:
+  """Per-step metrics as host arrays (num_steps,): one transfer per logging interval."""
+  return jax.device_get({k: jnp.stack([m[k] for m in step_metrics]) for k in step_metrics[0]})
 
-  Skipped steps (config.on_nonfinite='skip') are counted, their NaN losses left out.
-  """
-  stacked = jax.device_get({k: jnp.stack([m[k] for m in step_metrics])
-                            for k in step_metrics[0]})
+
+def summarize(stacked: dict[str, np.ndarray]) -> dict[str, float]:
+  """Means of per-step metrics; skipped steps (config.on_nonfinite='skip') are counted and
+  their NaN losses left out."""
   summary = {}
   for name, values in stacked.items():
     finite = values[np.isfinite(values)]
@@ -86,13 +87,10 @@ def _all_finite(states) -> jax.Array:
                             if jnp.issubdtype(x.dtype, jnp.floating)]))
 
 
-def check_finite(step_metrics: list[dict[str, jax.Array]], first_step: int) -> None:
+def check_finite(stacked: dict[str, np.ndarray], first_step: int) -> None:
   """Raises NonFiniteLossError naming the phase, step and loss term of the first NaN/Inf."""
-  if not step_metrics:
-    return
-  stacked = jax.device_get({k: jnp.stack([m[k] for m in step_metrics])
-                            for k in step_metrics[0]})
-  for offset in range(len(step_metrics)):
+  num_steps = len(next(iter(stacked.values()), []))
+  for offset in range(num_steps):
     for name, values in sorted(stacked.items()):
       if not np.isfinite(values[offset]):
         phase, term = name.split("/", 1)
@@ -201,9 +199,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
         last = done == config.num_train_steps
         save_now = last or termination.requested or done % config.checkpoint_every_steps == 0
         if save_now or done % config.log_every_steps == 0:
+          stacked = stack_to_host(pending)
           if config.on_nonfinite == "stop":
-            check_finite(pending, pending_start)
-          summary = summarize(pending)
+            check_finite(stacked, pending_start)
+          summary = summarize(stacked)
           elapsed = time.perf_counter() - interval_start
           summary["images_per_sec"] = len(pending) * config.batch_size / elapsed
           writer.write_scalars(done, summary)

@@ -78,8 +78,9 @@ def test_skip_mode_drops_non_finite_steps_and_counts_them():
     assert float(metrics["toy/skipped"]) == skipped
     expected = states["params"] if skipped else states["params"] + delta
     np.testing.assert_array_equal(new_states["params"], expected)
-  summary = train.summarize([{"toy/loss": jnp.float32(1.0), "toy/skipped": jnp.float32(0)},
-                             {"toy/loss": jnp.float32(np.nan), "toy/skipped": jnp.float32(1)}])
+  summary = train.summarize(train.stack_to_host(
+      [{"toy/loss": jnp.float32(1.0), "toy/skipped": jnp.float32(0)},
+       {"toy/loss": jnp.float32(np.nan), "toy/skipped": jnp.float32(1)}]))
   assert summary == {"toy/loss": 1.0, "toy/skipped": 1.0}
 
 

@@ -112,7 +112,7 @@ def test_non_finite_metrics_name_phase_step_and_term():
   metrics = [{"aae/rec_loss": jax.numpy.float32(1.0), "prior/generator_loss": np.float32(1)},
              {"aae/rec_loss": jax.numpy.float32(np.nan), "prior/generator_loss": np.float32(1)}]
   with pytest.raises(train.NonFiniteLossError, match="rec_loss = nan in the aae phase at step 11"):
-    train.check_finite(metrics, first_step=10)
+    train.check_finite(train.stack_to_host(metrics), first_step=10)
 
 
 
