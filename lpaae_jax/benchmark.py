@@ -2,7 +2,7 @@ r"""Benchmark of the training iteration: step times, compile times, FLOPs, roofl
 
 Run:
   python -m lpaae_jax.benchmark --config=configs/cifar10.py [--config.model.width=64] \
-      [--json=/tmp/bench.json] [--repeats=5] [--loop_steps=20]
+      [--json=bench.json] [--repeats=5] [--loop_steps=20]
 
 Measures, at the config's width, batch and compute_dtype:
   * each phase step (aae, prior) and the full iteration: median ms and images/s over
