@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
-from jax.sharding import NamedSharding, PartitionSpec
 
 import lpaae_jax
+from lpaae_jax import train
 
 def _define_flags() -> dict:
   # Only when run as a command: importing this module must not claim global flag names
@@ -70,22 +70,6 @@ MiB = 2**20
 
 
 # ----------------------------------------------------------------------------- setup
-
-
-def mesh_shardings(config: ml_collections.ConfigDict):
-  """(state, batch) shardings as train.create_mesh_shardings makes them: states
-  replicated, batch split over a 1-D `data` mesh. Equal shardings let the training loop
-  reuse the executables compiled here."""
-  mesh = jax.make_mesh((jax.device_count(),), ("data",))
-  return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
-
-
-def make_steps(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
-  """The jitted phase steps exactly as the training loop requests them."""
-  multi_device = jax.device_count() > 1
-  return lpaae_jax.make_train_steps(
-      config, state_sharding=state_sharding if multi_device else None,
-      batch_sharding=batch_sharding if multi_device else None)
 
 
 def random_batch(config: ml_collections.ConfigDict, key, sharding) -> dict[str, jax.Array]:
@@ -223,7 +207,6 @@ def time_training_loop(config: ml_collections.ConfigDict, steps: int,
                        log_every: int) -> dict[str, Any]:
   """images/s of train.train_and_evaluate over `steps` steps, first interval excluded."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from lpaae_jax import train  # pylint: disable=g-import-not-at-top
   config = loop_config(config, steps, log_every)
   real_data = _has_real_data(config)
   with tempfile.TemporaryDirectory(prefix="lpaae_benchmark_") as tmp:
@@ -304,8 +287,9 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
   if repeats < 1 or warmup < 0 or loop_steps < 0:
     raise ValueError(f"Need repeats >= 1, warmup >= 0 and loop_steps >= 0; got {repeats}, "
                      f"{warmup}, {loop_steps}.")
-  state_sharding, batch_sharding = mesh_shardings(config)
-  aae_jit, prior_jit = make_steps(config, state_sharding, batch_sharding)
+  # Exactly the loop's shardings and steps, so the loop reuses the executables compiled here.
+  state_sharding, batch_sharding = train.create_mesh_shardings(config)
+  aae_jit, prior_jit = train.make_loop_steps(config, state_sharding, batch_sharding)
   init_key, batch_key, step_key = jax.random.split(jax.random.key(config.seed), 3)
   states = lpaae_jax.create_states(config, init_key, state_sharding)
   batch = random_batch(config, batch_key, batch_sharding)

@@ -68,6 +68,15 @@ def stack_to_host(step_metrics: list[dict[str, jax.Array]]) -> dict[str, np.ndar
   return jax.device_get({k: jnp.stack([m[k] for m in step_metrics]) for k in step_metrics[0]})
 
 
+def make_loop_steps(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
+  """The jitted phase steps as the loop runs them. On one device no shardings are passed,
+  so the loop shares compilations with plain `make_train_steps(config)` callers."""
+  if jax.device_count() == 1:
+    state_sharding = batch_sharding = None
+  return lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
+                                    batch_sharding=batch_sharding)
+
+
 def summarize(stacked: dict[str, np.ndarray]) -> dict[str, float]:
   """Means of per-step metrics; skipped steps (config.on_nonfinite='skip') are counted and
   their NaN losses left out."""
@@ -140,7 +149,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   check_workdir_writable(workdir)
   input_pipeline.check_dataset_available(config)
   state_sharding, batch_sharding = create_mesh_shardings(config)
-  multi_device = jax.device_count() > 1
 
   writer = metric_writers.create_default_writer(workdir,
                                                 just_logging=jax.process_index() > 0)
@@ -161,9 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   else:
     states, start_step = lpaae_jax.create_states(config, init_key, state_sharding), 0
     writer.write_hparams(_flatten(config.to_dict()))
-  aae_step, prior_step = lpaae_jax.make_train_steps(
-      config, state_sharding=state_sharding if multi_device else None,
-      batch_sharding=batch_sharding if multi_device else None)
+  aae_step, prior_step = make_loop_steps(config, state_sharding, batch_sharding)
 
   train_iter = input_pipeline.create_train_iterator(config, start_step=start_step,
                                                     end_step=config.num_train_steps)

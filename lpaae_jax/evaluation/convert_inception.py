@@ -17,11 +17,12 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 import zipfile
 from collections.abc import Mapping
 
 import numpy as np
+
+from lpaae_jax import file_utils
 
 _LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
 _LEGACY_PROTOCOL_VERSION = 1001
@@ -228,20 +229,6 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
   return _flatten_arrays(_materialize(obj, byteorder), path)
 
 
-def _save_npz_atomically(out_path: str, arrays: dict[str, np.ndarray]):
-  directory = os.path.dirname(os.path.abspath(out_path))
-  os.makedirs(directory, exist_ok=True)
-  fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".convert-", suffix=".npz.tmp")
-  try:
-    with os.fdopen(fd, "wb") as temp_file:
-      np.savez(temp_file, **arrays)
-    os.replace(temp_path, out_path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
-
-
 def _sha256(path: str) -> str:
   digest = hashlib.sha256()
   with open(path, "rb") as stream:
@@ -281,7 +268,7 @@ def main(argv=None) -> int:
   except ValueError as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
-  _save_npz_atomically(out_path, arrays)
+  file_utils.write_atomically(out_path, lambda f: np.savez(f, **arrays))
   has_fc = "fc.weight" in arrays
   print(f"wrote {len(arrays)} arrays to {out_path} "
         f"({'with' if has_fc else 'without'} the 1008-way fc for the Inception Score)")

@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -37,6 +36,7 @@ from absl import app, flags, logging
 from flax import serialization, traverse_util
 from ml_collections import config_flags
 
+from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
 
 JSON_NAME = "judge.json"
@@ -173,27 +173,14 @@ def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_S
 # --- Files ---------------------------------------------------------------------------------
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-  # Temp file + rename: a reader never sees half a judge.
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".judge-", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as temp_file:
-      temp_file.write(data)
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
-
-
 def save_judge(out_dir: str, params, info: dict) -> str:
   """Writes judge_params.msgpack, then judge.json (last, so its presence means complete)."""
-  os.makedirs(out_dir, exist_ok=True)
-  _write_atomically(os.path.join(out_dir, PARAMS_NAME),
-                    serialization.msgpack_serialize(jax.device_get(params)))
+  params_bytes = serialization.msgpack_serialize(jax.device_get(params))
+  file_utils.write_atomically(os.path.join(out_dir, PARAMS_NAME),
+                              lambda f: f.write(params_bytes))
   json_path = os.path.join(out_dir, JSON_NAME)
-  _write_atomically(json_path, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+  info_bytes = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
+  file_utils.write_atomically(json_path, lambda f: f.write(info_bytes))
   return json_path
 
 

@@ -7,11 +7,12 @@
 """
 
 import os
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
 from scipy import linalg, special
+
+from lpaae_jax import file_utils
 
 
 def inception_score(logits, num_splits: int = 10) -> tuple[float, float]:
@@ -74,21 +75,6 @@ def trace_sqrt_product(sigma1, sigma2) -> float:
 
 
 
-def _save_stats_atomically(cache_path: str, mu: np.ndarray, sigma: np.ndarray):
-  # Temp file in the same directory + rename: readers never see a half-written cache.
-  directory = os.path.dirname(os.path.abspath(cache_path))
-  os.makedirs(directory, exist_ok=True)
-  fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".stats-", suffix=".npz.tmp")
-  try:
-    with os.fdopen(fd, "wb") as temp_file:
-      np.savez(temp_file, mu=mu, sigma=sigma)
-    os.replace(temp_path, cache_path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
-
-
 def cached_reference_stats(cache_path: str,
                            compute_fn: Callable[[], tuple[np.ndarray, np.ndarray]]
                            ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,5 +87,5 @@ def cached_reference_stats(cache_path: str,
       return cached["mu"], cached["sigma"]
   mu, sigma = compute_fn()
   mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
-  _save_stats_atomically(cache_path, mu, sigma)
+  file_utils.write_atomically(cache_path, lambda f: np.savez(f, mu=mu, sigma=sigma))
   return mu, sigma
