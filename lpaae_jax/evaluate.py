@@ -15,6 +15,8 @@ and TensorBoard summaries (use the run's training config, with its variant).
   conditional_accuracy    supervised: judge(dec(z_c(z, s))) == s      } need a judge
   cluster_accuracy        unsupervised: the same up to a Hungarian     } (judge_path or
                           matching of s to classes                     } config.eval.judge_path)
+  judge_fid               Frechet distance in the judge's hidden-layer } (any setting)
+                          features (cheap; FID-like for MNIST on CPU)  }
   kmeans_accuracy, _nmi   k-means (k = num_classes) of encoder codes of real eval images
   reconstruction_mse      mean squared pixel error of dec(enc(x)) on real eval images ([-1, 1])
 
@@ -27,6 +29,8 @@ Optional config fields (read with defaults when absent):
   config.eval.judge_path         None: no judge metrics
   config.eval.num_real_samples   None: the whole eval split (FID reference, k-means, MSE)
   config.eval.num_tsne_points    1000 real codes (+ as many CG samples)
+  config.eval.use_inception      True; False skips FID/IS (InceptionV3 at 299x299 is slow on
+                                 a CPU: the judge's FID then stands in)
   config.eval.stats_cache_dir    None: out_dir
 """
 
@@ -233,13 +237,17 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
                     cache_dir: str, real_images: np.ndarray) -> dict[str, Any]:
   """FID / IS / judge metrics of `num_samples` prior samples, streamed batch by batch."""
   results = {}
-  try:
-    inception_fn, has_logits, weights_path = load_inception_fn(config)
-  except (FileNotFoundError, ValueError) as error:
-    inception_fn, has_logits = None, False
-    reason = str(error).splitlines()[0]
-    unavailable["fid"] = unavailable["inception_score"] = reason
-    logging.warning("FID and Inception Score unavailable: %s", reason)
+  inception_fn, has_logits = None, False
+  if not _eval_field(config, "use_inception", True):
+    unavailable["fid"] = unavailable["inception_score"] = (
+        "not computed: config.eval.use_inception=False")
+  else:
+    try:
+      inception_fn, has_logits, weights_path = load_inception_fn(config)
+    except (FileNotFoundError, ValueError) as error:
+      reason = str(error).splitlines()[0]
+      unavailable["fid"] = unavailable["inception_score"] = reason
+      logging.warning("FID and Inception Score unavailable: %s", reason)
   if inception_fn is not None and not has_logits:
     unavailable["inception_score"] = (
         f"the Inception weights {weights_path} have no 'fc' layer (pool3 only), so no "
@@ -248,7 +256,8 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
   if inception_fn is None and judge_model is None:
     return results
 
-  moments, logits, judge_labels, conditions = FeatureMoments(), [], [], []
+  moments, judge_moments = FeatureMoments(), FeatureMoments()
+  logits, judge_labels, conditions = [], [], []
   num_nonfinite = 0
   batch_size = int(config.eval.batch_size)
   for images, s in sample_batches(states, eval_keys(config)["samples"], num_samples,
@@ -260,7 +269,9 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
       if has_logits:
         logits.append(outputs["logits"])
     if judge_model is not None:
-      judge_labels.append(judge.judge_predict(judge_model, images, batch_size))
+      judge_out = judge.judge_outputs(judge_model, images, batch_size)
+      judge_moments.update(judge_out["features"])
+      judge_labels.append(np.argmax(judge_out["logits"], axis=-1))
       conditions.append(s)
   results["num_nonfinite_samples"] = num_nonfinite
 
@@ -279,7 +290,14 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
       results["inception_score"], results["inception_score_std"] = metrics.inception_score(
           np.concatenate(logits), num_splits)
 
-  if judge_model is not None:
+  if judge_model is not None and num_nonfinite:
+    unavailable["judge_fid"] = (
+        f"{num_nonfinite} of {num_samples} samples contain NaN/inf (the model diverged)")
+  elif judge_model is not None:
+    real_features = judge.judge_outputs(judge_model, real_images, batch_size)["features"]
+    results["judge_fid"] = metrics.fid_from_stats(*judge_moments.stats(),
+                                                  *metrics.feature_stats(real_features))
+  if judge_model is not None and states.spec.conditional:
     judge_labels, conditions = np.concatenate(judge_labels), np.concatenate(conditions)
     num_classes = states.spec.num_classes
     if states.spec.condition == "supervised":
@@ -294,14 +312,13 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
 
 
 def _load_judge_for(config, states: States, judge_path: Optional[str], unavailable: dict):
-  metric = {"supervised": "conditional_accuracy", "unsupervised": "cluster_accuracy"}.get(
-      states.spec.condition)
-  if metric is None:
-    return None  # condition 'none': no s to judge.
   if not judge_path:
-    unavailable[metric] = (
-        "no judge classifier given (judge_path or config.eval.judge_path); make one with: "
-        f"python -m lpaae_jax.evaluation.judge --config=<dataset config> --out=<dir>")
+    metric = {"supervised": "conditional_accuracy", "unsupervised": "cluster_accuracy"}.get(
+        states.spec.condition)
+    for name in ([metric] if metric else []) + ["judge_fid"]:
+      unavailable[name] = (
+          "no judge classifier given (judge_path or config.eval.judge_path); make one with: "
+          f"python -m lpaae_jax.evaluation.judge --config=<dataset config> --out=<dir>")
     return None
   return judge.load_judge(judge_path, dataset=config.dataset)
 

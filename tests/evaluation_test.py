@@ -224,6 +224,22 @@ def test_judge_learns_mnist_and_round_trips(trained_judge_dir, real_data_dir):
                                 judge.judge_fn(loaded, images[:7], batch_size=500))
 
 
+def test_judge_features_separate_real_digits_from_noise(trained_judge_dir, real_data_dir):
+  # The judge's hidden layer as an FID embedding: two halves of the real test split are
+  # close, real vs uniform noise is far.
+  loaded = judge.load_judge(trained_judge_dir, dataset="mnist")
+  images, _ = input_pipeline.load_split_arrays(_mnist_config(real_data_dir), "test", num=1000)
+  noise = np.random.default_rng(0).uniform(-1, 1, images[:500].shape).astype(np.float32)
+  outputs = judge.judge_outputs(loaded, np.concatenate([images, noise]), batch_size=500)
+  features = outputs["features"]
+  assert features.shape == (1500, loaded.module.hidden)
+  np.testing.assert_array_equal(np.argmax(outputs["logits"][:7], -1),
+                                judge.judge_predict(loaded, images[:7]))
+  first, second, uniform = (metrics.feature_stats(features[a:a + 500]) for a in (0, 500, 1000))
+  assert metrics.fid_from_stats(*first, *second) < 0.2 * metrics.fid_from_stats(*first,
+                                                                                *uniform)
+
+
 def test_judge_of_another_dataset_is_refused(trained_judge_dir):
   with pytest.raises(judge.JudgeUnavailableError, match="trained on 'mnist', not 'cifar10'"):
     judge.load_judge(trained_judge_dir, dataset="cifar10")
@@ -304,6 +320,7 @@ def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_di
   assert 0.0 <= written["kmeans_accuracy"] <= 1.0 and 0.0 <= written["kmeans_nmi"] <= 1.0
   assert written["reconstruction_mse"] > 0 and written["num_nonfinite_samples"] == 0
   assert written["judge_test_accuracy"] > 0.8
+  assert np.isfinite(written["judge_fid"]) and written["judge_fid"] > 0
   assert os.path.isfile(written["fid_reference_stats"])
   assert results["fid"] == pytest.approx(written["fid"])
 
@@ -329,7 +346,7 @@ def test_evaluate_states_unsupervised_fixed_prior_without_inception_weights(
   # Missing weights are recorded, not fatal; the judge still reads the samples.
   assert "fid" not in results and "missing.npz" in results["unavailable"]["fid"]
   assert 0.1 <= results["cluster_accuracy"] <= 1.0  # Hungarian: never below 1/10 here.
-  assert "conditional_accuracy" not in results
+  assert "conditional_accuracy" not in results and np.isfinite(results["judge_fid"])
   assert np.isfinite(results["kmeans_nmi"]) and np.isfinite(results["reconstruction_mse"])
   assert os.path.isfile(tmp_path / "eval" / "tsne.png")  # One panel: encoder codes.
   unavailable = {}  # Without a judge the metric is listed as unavailable, with the fix.

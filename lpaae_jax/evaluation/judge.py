@@ -14,6 +14,7 @@ Public API:
   train_judge(config, num_steps=...)        -> (params, info)
   save_judge(out_dir, params, info)         -> path of judge.json
   load_judge(path, dataset=None)            -> Judge (path: the --out dir or either file)
+  judge_outputs(judge, images, ...)         -> {"logits", "features" (hidden layer)}, numpy
   judge_fn(judge, images, batch_size=...)   -> logits (N, num_classes), numpy
   judge_predict(judge, images)              -> labels (N,), numpy
 """
@@ -63,14 +64,15 @@ class JudgeCNN(nn.Module):
   hidden: int = DEFAULT_HIDDEN
 
   @nn.compact
-  def __call__(self, images):
+  def __call__(self, images, return_features: bool = False):
     x = images
     for width in self.widths:
       x = nn.relu(nn.Conv(width, (3, 3))(x))
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(self.hidden)(x))
-    return nn.Dense(self.num_classes)(x)
+    features = nn.relu(nn.Dense(self.hidden)(x))
+    logits = nn.Dense(self.num_classes)(features)
+    return (logits, features) if return_features else logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,12 +270,14 @@ def _check_params(restored, expected, params_path: str, dataset, out_dir: str):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _logits(module: JudgeCNN, params, images):
-  return module.apply({"params": params}, images)
+def _logits_and_features(module: JudgeCNN, params, images):
+  return module.apply({"params": params}, images, return_features=True)
 
 
-def judge_fn(judge: Judge, images, batch_size: int = 500) -> np.ndarray:
-  """Logits (N, num_classes) of images in [-1, 1] (N, 32, 32, C), jitted in fixed batches."""
+def judge_outputs(judge: Judge, images, batch_size: int = 500) -> dict[str, np.ndarray]:
+  """{"logits": (N, num_classes), "features": (N, hidden)} of images in [-1, 1]
+  (N, 32, 32, C), jitted in fixed batches. The features (the hidden layer) are the judge's
+  embedding for a Frechet distance where Inception is too slow or does not fit (MNIST)."""
   images = np.asarray(images, np.float32)
   if images.ndim != 4 or images.shape[1:] != judge.image_shape:
     raise ValueError(f"judge images must be (N, {', '.join(map(str, judge.image_shape))}) in "
@@ -286,10 +290,18 @@ def judge_fn(judge: Judge, images, batch_size: int = 500) -> np.ndarray:
     if num_real < batch_size:  # Pad: one compiled shape for every batch.
       batch = np.concatenate([batch, np.zeros((batch_size - num_real, *batch.shape[1:]),
                                               batch.dtype)])
-    outputs.append(np.asarray(_logits(judge.module, judge.params, batch))[:num_real])
+    logits, features = _logits_and_features(judge.module, judge.params, batch)
+    outputs.append((np.asarray(logits)[:num_real], np.asarray(features)[:num_real]))
   if not outputs:
-    return np.zeros((0, judge.module.num_classes), np.float32)
-  return np.concatenate(outputs)
+    return {"logits": np.zeros((0, judge.module.num_classes), np.float32),
+            "features": np.zeros((0, judge.module.hidden), np.float32)}
+  return {"logits": np.concatenate([o[0] for o in outputs]),
+          "features": np.concatenate([o[1] for o in outputs])}
+
+
+def judge_fn(judge: Judge, images, batch_size: int = 500) -> np.ndarray:
+  """Logits (N, num_classes) of images in [-1, 1] (N, 32, 32, C)."""
+  return judge_outputs(judge, images, batch_size)["logits"]
 
 
 def judge_predict(judge: Judge, images, batch_size: int = 500) -> np.ndarray:

@@ -1,0 +1,267 @@
+r"""Learned vs. fixed prior on real MNIST, on a 2-core CPU: the study of experiments/README.md.
+
+  LPAAE_DATA_DIR=../shared/tfds python -m experiments.mnist_cpu_study.run \
+      --workdir=runs/mnist_cpu_study --results=experiments/mnist_cpu_study/results
+
+Trains {supervised, unsupervised} x {learned, fixed} prior x seeds at a reduced width
+(configs/mnist.py with the overrides of `study_config`), evaluates each run with
+`lpaae_jax.evaluate.evaluate_states` (judge accuracies, k-means of encoder codes, judge-feature
+FID against the test split, reconstruction MSE, grids, t-SNE) and writes to --results:
+
+  results.md     mean ± std (over seeds) per cell, and the per-seed numbers
+  results.json   every run's metrics.json, timings and the study's settings
+  *.png          the sample grid and t-SNE map of each cell's first seed
+
+Runs live in --workdir/<setting>_<prior>_seed<k>; a run whose evaluation is complete is
+skipped and an interrupted one resumes from its checkpoint, so re-running the command after
+an interruption finishes the study. The judge classifier is trained once, into
+--workdir/judge. All runs share one process, so the train steps compile once per setting.
+"""
+
+import json
+import os
+import platform
+import shutil
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+import lpaae_jax
+from configs import mnist
+from lpaae_jax import checkpointing
+from lpaae_jax import config_validation
+from lpaae_jax import evaluate
+from lpaae_jax import file_utils
+from lpaae_jax import train
+from lpaae_jax.evaluation import judge
+
+SETTINGS = ("supervised", "unsupervised")
+PRIORS = ("learned", "fixed")
+# One metric per column of results.md: (metrics.json key, header, decimals).
+COLUMNS = (
+    ("conditional_accuracy", "conditional acc. (judge)", 3),
+    ("cluster_accuracy", "cluster acc. (judge)", 3),
+    ("kmeans_accuracy", "k-means acc. (codes)", 3),
+    ("kmeans_nmi", "k-means NMI (codes)", 3),
+    ("judge_fid", "judge-feature FID", 2),
+    ("reconstruction_mse", "rec. MSE", 4),
+)
+RUN_INFO = "run_info.json"
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("workdir", "runs/mnist_cpu_study", "Checkpoints, logs and the judge.")
+  flags.DEFINE_string("results", "experiments/mnist_cpu_study/results",
+                      "Where results.md, results.json and the PNGs go.")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every cell.")
+  flags.DEFINE_list("settings", list(SETTINGS), "Subset of supervised,unsupervised.")
+  flags.DEFINE_list("priors", list(PRIORS), "Subset of learned,fixed.")
+  flags.DEFINE_integer("steps", 1000, "Training iterations per run.")
+  flags.DEFINE_integer("width", 8, "model.width (paper: 64).")
+  flags.DEFINE_integer("batch_size", 64, "Global batch.")
+  flags.DEFINE_float("learning_rate", 4e-4, "Adam learning rate of every network.")
+  flags.DEFINE_integer("judge_steps", 2000, "Training steps of the judge classifier.")
+  flags.DEFINE_integer("num_samples", 5000, "Generated samples per evaluation.")
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
+
+
+def study_config(setting: str, prior: str, seed: int, *, steps: int, width: int,
+                 batch_size: int, learning_rate: float, num_samples: int,
+                 judge_path: str, data_dir) -> ml_collections.ConfigDict:
+  """configs/mnist.py:<setting>,<prior> at a CPU-sized width and length."""
+  config = mnist.get_config(f"{setting},{prior}")
+  config.seed = seed
+  config.data_dir = data_dir
+  config.model.width = width
+  config.batch_size = batch_size
+  config.optim.learning_rate = learning_rate
+  config.num_train_steps = steps
+  config.log_every_steps = min(100, steps)
+  config.eval_every_steps = steps  # cheap image summaries at the end only
+  config.checkpoint_every_steps = min(400, steps)
+  config.eval.num_samples = num_samples
+  config.eval.judge_path = judge_path
+  # The test split (10k) is the reference of every metric; the judge's features replace
+  # Inception for the FID (InceptionV3 at 299x299 costs minutes per run on 2 cores).
+  config.eval.use_inception = False
+  return config
+
+
+def ensure_judge(judge_dir: str, steps: int, data_dir) -> tuple[str, dict]:
+  """Trains the MNIST judge once; later runs of the study load it."""
+  info_path = os.path.join(judge_dir, judge.JSON_NAME)
+  if not os.path.isfile(info_path):
+    config = mnist.get_config()
+    config.data_dir = data_dir
+    logging.info("Training the judge classifier (%d steps) into %s.", steps, judge_dir)
+    params, info = judge.train_judge(config, num_steps=steps)
+    os.makedirs(judge_dir, exist_ok=True)
+    judge.save_judge(judge_dir, params, info)
+  with open(info_path, encoding="utf-8") as info_file:
+    return judge_dir, json.load(info_file)
+
+
+def _read_json(path: str):
+  try:
+    with open(path, encoding="utf-8") as json_file:
+      return json.load(json_file)
+  except (OSError, ValueError):
+    return None
+
+
+def _write_json(path: str, value) -> None:
+  text = json.dumps(evaluate._json_ready(value), indent=2, sort_keys=True) + "\n"
+  file_utils.write_atomically(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def run_once(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains (or resumes) and evaluates one run; a finished run is read back, not redone."""
+  metrics_path = os.path.join(workdir, "eval", evaluate.METRICS_FILE)
+  info_path = os.path.join(workdir, RUN_INFO)
+  results, info = _read_json(metrics_path), _read_json(info_path)
+  if results and info and results.get("step") == config.num_train_steps:
+    logging.info("Skipping %s: evaluated at step %d.", workdir, results["step"])
+    return {"metrics": results, **info}
+
+  if info and info.get("diverged"):
+    logging.info("Skipping %s: it diverged (%s).", workdir, info["diverged"])
+    return {"metrics": {}, **info}
+  info = info or {"train_seconds": 0.0}
+  start = time.time()
+  try:
+    train.train_and_evaluate(config, workdir)
+  except train.NonFiniteLossError as error:
+    # A diverged run is a result too: reported in the table, left out of the means.
+    info["diverged"] = str(error)
+  info["train_seconds"] += time.time() - start  # summed over resumptions
+  _write_json(info_path, info)
+  if info.get("diverged"):
+    return {"metrics": {}, **info}
+
+  start = time.time()
+  states, step = checkpointing.restore_latest(config, workdir)  # the saved final states
+  results = evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"), step=step)
+  info["eval_seconds"] = time.time() - start
+  _write_json(info_path, info)
+  return {"metrics": results, **info}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+  values = np.asarray(values, np.float64)
+  return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: dict[tuple[str, str, int], dict]) -> dict[tuple[str, str], dict]:
+  """{(setting, prior): {metric: (mean, std, [per-seed values])}} over the seeds."""
+  cells: dict[tuple[str, str], dict] = {}
+  for (setting, prior, _), run in sorted(runs.items()):
+    cell = cells.setdefault((setting, prior), {})
+    for key, _, _ in COLUMNS:
+      if key in run["metrics"] and run["metrics"][key] is not None:
+        cell.setdefault(key, []).append(float(run["metrics"][key]))
+  return {cell: {key: (*_mean_std(values), values) for key, values in metrics.items()}
+          for cell, metrics in cells.items()}
+
+
+def markdown_table(cells: dict[tuple[str, str], dict], num_seeds: int) -> str:
+  """Mean ± sample std over seeds; a column only where some cell has the metric."""
+  columns = [c for c in COLUMNS if any(c[0] in cell for cell in cells.values())]
+  lines = ["| setting | prior | " + " | ".join(header for _, header, _ in columns) + " |",
+           "|---|---|" + "---|" * len(columns)]
+  for (setting, prior), cell in sorted(cells.items()):
+    entries = []
+    for key, _, decimals in columns:
+      if key in cell:
+        mean, std, _ = cell[key]
+        entries.append(f"{mean:.{decimals}f} ± {std:.{decimals}f}")
+      else:
+        entries.append("–")
+    lines.append(f"| {setting} | {prior} | " + " | ".join(entries) + " |")
+  lines.append("")
+  lines.append(f"Mean ± sample standard deviation over the {num_seeds} seeds (fewer where a "
+               "run diverged: see the per-run table).")
+  return "\n".join(lines)
+
+
+def per_seed_table(runs: dict[tuple[str, str, int], dict]) -> str:
+  columns = [c for c in COLUMNS if any(c[0] in r["metrics"] for r in runs.values())]
+  lines = ["| setting | prior | seed | " + " | ".join(h for _, h, _ in columns)
+           + " | train s | eval s |", "|---|---|---|" + "---|" * (len(columns) + 2)]
+  for (setting, prior, seed), run in sorted(runs.items()):
+    values = [("diverged" if run.get("diverged") else "–") if run["metrics"].get(k) is None
+              else f"{run['metrics'][k]:.{d}f}" for k, _, d in columns]
+    lines.append(f"| {setting} | {prior} | {seed} | " + " | ".join(values)
+                 + f" | {run['train_seconds']:.0f} | {run.get('eval_seconds', 0):.0f} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  FLAGS = flags.FLAGS
+  for name, chosen, allowed in (("settings", FLAGS.settings, SETTINGS),
+                                ("priors", FLAGS.priors, PRIORS)):
+    if not chosen or set(chosen) - set(allowed):
+      raise app.UsageError(f"--{name}={','.join(chosen)}: choose from {','.join(allowed)}.")
+  seeds = [int(seed) for seed in FLAGS.seeds]
+  os.makedirs(FLAGS.results, exist_ok=True)
+  study_start = time.time()
+
+  judge_path, judge_info = ensure_judge(os.path.join(FLAGS.workdir, "judge"),
+                                        FLAGS.judge_steps, FLAGS.data_dir)
+  logging.info("Judge test accuracy %.4f.", judge_info["test_accuracy"])
+  settings = dict(steps=FLAGS.steps, width=FLAGS.width, batch_size=FLAGS.batch_size,
+                  learning_rate=FLAGS.learning_rate, num_samples=FLAGS.num_samples,
+                  judge_path=judge_path, data_dir=FLAGS.data_dir)
+  configs = {(setting, prior, seed): study_config(setting, prior, seed, **settings)
+             for setting in FLAGS.settings for prior in FLAGS.priors for seed in seeds}
+  for config in configs.values():  # every bad setting fails before any training
+    config_validation.validate_config(config)
+
+  runs = {}
+  for (setting, prior, seed), config in configs.items():
+    workdir = os.path.join(FLAGS.workdir, f"{setting}_{prior}_seed{seed}")
+    logging.info("Run %s (%d of %d).", workdir, len(runs) + 1, len(configs))
+    runs[(setting, prior, seed)] = run_once(config, workdir)
+    if seed == seeds[0]:
+      for figure in ("samples_grid", "tsne"):
+        shutil.copyfile(os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure]),
+                        os.path.join(FLAGS.results, f"{setting}_{prior}_{figure}.png"))
+
+  cells = aggregate(runs)
+  wall_seconds = time.time() - study_start
+  hardware = (f"{platform.machine()} CPU, {os.cpu_count()} cores, "
+              f"{jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__}")
+  flag_text = " ".join(f"--{k}={v}" for k, v in sorted(settings.items())
+                       if k not in ("judge_path", "data_dir"))
+  report = "\n".join([
+      "# MNIST CPU study: learned vs. fixed prior", "",
+      f"Settings: {flag_text}, seeds {','.join(map(str, seeds))}; judge test accuracy "
+      f"{judge_info['test_accuracy']:.4f}.",
+      f"Hardware: {hardware}. Wall time of this invocation: {wall_seconds / 60:.1f} min "
+      "(runs finished by an earlier invocation are read back, not re-timed; their train/eval "
+      "seconds are in the per-run table).", "",
+      markdown_table(cells, len(seeds)), "", "## Per run", "", per_seed_table(runs), ""])
+  file_utils.write_atomically(os.path.join(FLAGS.results, "results.md"),
+                              lambda f: f.write(report.encode("utf-8")))
+  _write_json(os.path.join(FLAGS.results, "results.json"), {
+      "settings": {k: v for k, v in settings.items() if k != "data_dir"},
+      "seeds": seeds, "hardware": hardware, "wall_seconds": wall_seconds,
+      "judge": judge_info,
+      "cells": {f"{s}_{p}": {k: {"mean": m, "std": sd, "values": v}
+                             for k, (m, sd, v) in cell.items()}
+                for (s, p), cell in cells.items()},
+      "runs": {f"{s}_{p}_seed{k}": run for (s, p, k), run in runs.items()},
+  })
+  print(report)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)
