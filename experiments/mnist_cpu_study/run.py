@@ -15,15 +15,18 @@ FID against the test split, reconstruction MSE, grids, t-SNE) and writes to --re
 Runs live in --workdir/<setting>_<prior>_seed<k>; a run whose evaluation is complete is
 skipped and an interrupted one resumes from its checkpoint, so re-running the command after
 an interruption finishes the study. The judge classifier is trained once, into
---workdir/judge. All runs share one process, so the train steps compile once per setting.
+--workdir/judge. Each setting's runs share one worker process (--workers=2: the two
+settings in parallel), so its train steps compile once; this process then reads every
+run back and writes the tables.
 """
 
 import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import time
-from typing import Any
 
 from absl import app
 from absl import flags
@@ -32,13 +35,11 @@ import jax
 import ml_collections
 import numpy as np
 
-import lpaae_jax
 from configs import mnist
-from lpaae_jax import checkpointing
+from experiments import run_utils
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
-from lpaae_jax import train
 from lpaae_jax.evaluation import judge
 
 SETTINGS = ("supervised", "unsupervised")
@@ -52,7 +53,6 @@ COLUMNS = (
     ("judge_fid", "judge-feature FID", 2),
     ("reconstruction_mse", "rec. MSE", 4),
 )
-RUN_INFO = "run_info.json"
 
 
 def _define_flags() -> None:
@@ -69,6 +69,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer("judge_steps", 2000, "Training steps of the judge classifier.")
   flags.DEFINE_integer("num_samples", 5000, "Generated samples per evaluation.")
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
+  flags.DEFINE_integer("workers", 2, "Processes training the settings in parallel (one per "
+                       "setting): a width-8 model keeps only about one core busy, so two "
+                       "processes use a 2-core CPU better than one.")
 
 
 def study_config(setting: str, prior: str, seed: int, *, steps: int, width: int,
@@ -105,51 +108,6 @@ def ensure_judge(judge_dir: str, steps: int, data_dir) -> tuple[str, dict]:
     judge.save_judge(judge_dir, params, info)
   with open(info_path, encoding="utf-8") as info_file:
     return judge_dir, json.load(info_file)
-
-
-def _read_json(path: str):
-  try:
-    with open(path, encoding="utf-8") as json_file:
-      return json.load(json_file)
-  except (OSError, ValueError):
-    return None
-
-
-def _write_json(path: str, value) -> None:
-  text = json.dumps(evaluate._json_ready(value), indent=2, sort_keys=True) + "\n"
-  file_utils.write_atomically(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def run_once(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains (or resumes) and evaluates one run; a finished run is read back, not redone."""
-  metrics_path = os.path.join(workdir, "eval", evaluate.METRICS_FILE)
-  info_path = os.path.join(workdir, RUN_INFO)
-  results, info = _read_json(metrics_path), _read_json(info_path)
-  if results and info and results.get("step") == config.num_train_steps:
-    logging.info("Skipping %s: evaluated at step %d.", workdir, results["step"])
-    return {"metrics": results, **info}
-
-  if info and info.get("diverged"):
-    logging.info("Skipping %s: it diverged (%s).", workdir, info["diverged"])
-    return {"metrics": {}, **info}
-  info = info or {"train_seconds": 0.0}
-  start = time.time()
-  try:
-    train.train_and_evaluate(config, workdir)
-  except train.NonFiniteLossError as error:
-    # A diverged run is a result too: reported in the table, left out of the means.
-    info["diverged"] = str(error)
-  info["train_seconds"] += time.time() - start  # summed over resumptions
-  _write_json(info_path, info)
-  if info.get("diverged"):
-    return {"metrics": {}, **info}
-
-  start = time.time()
-  states, step = checkpointing.restore_latest(config, workdir)  # the saved final states
-  results = evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"), step=step)
-  info["eval_seconds"] = time.time() - start
-  _write_json(info_path, info)
-  return {"metrics": results, **info}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -201,6 +159,29 @@ def per_seed_table(runs: dict[tuple[str, str, int], dict]) -> str:
   return "\n".join(lines)
 
 
+def run_workers(settings: list[str], num_workers: int) -> None:
+  """Runs each setting's runs in its own process (this command with --settings=<one>),
+  at most num_workers at a time; raises if one fails."""
+  forwarded = [arg for arg in sys.argv[1:]
+               if not arg.startswith(("--settings", "--workers", "--results"))]
+  pending = list(settings)
+  running: list[tuple[str, subprocess.Popen]] = []
+  while pending or running:
+    while pending and len(running) < num_workers:
+      setting = pending.pop(0)
+      command = [sys.executable, "-m", "experiments.mnist_cpu_study.run", *forwarded,
+                 f"--settings={setting}", "--workers=1",
+                 f"--results={os.path.join(flags.FLAGS.workdir, 'worker_' + setting)}"]
+      logging.info("Worker for %s: %s", setting, " ".join(command))
+      running.append((setting, subprocess.Popen(command)))
+    setting, process = running.pop(0)
+    if process.wait() != 0:
+      for _, other in running:
+        other.terminate()
+      raise RuntimeError(f"The {setting} worker failed (exit {process.returncode}); its log "
+                         "is above. Run the same command again to resume.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -224,11 +205,13 @@ def main(argv):
   for config in configs.values():  # every bad setting fails before any training
     config_validation.validate_config(config)
 
+  if FLAGS.workers > 1 and len(FLAGS.settings) > 1:
+    run_workers(FLAGS.settings, FLAGS.workers)  # then every run below is read back
   runs = {}
   for (setting, prior, seed), config in configs.items():
     workdir = os.path.join(FLAGS.workdir, f"{setting}_{prior}_seed{seed}")
     logging.info("Run %s (%d of %d).", workdir, len(runs) + 1, len(configs))
-    runs[(setting, prior, seed)] = run_once(config, workdir)
+    runs[(setting, prior, seed)] = run_utils.run_once(config, workdir)
     if seed == seeds[0]:
       for figure in ("samples_grid", "tsne"):
         shutil.copyfile(os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure]),
@@ -243,14 +226,15 @@ def main(argv):
   report = "\n".join([
       "# MNIST CPU study: learned vs. fixed prior", "",
       f"Settings: {flag_text}, seeds {','.join(map(str, seeds))}; judge test accuracy "
-      f"{judge_info['test_accuracy']:.4f}.",
+      f"{judge_info['test_accuracy']:.4f} (trained once, {judge_info['steps']} steps in "
+      f"{judge_info['train_seconds'] / 60:.1f} min).",
       f"Hardware: {hardware}. Wall time of this invocation: {wall_seconds / 60:.1f} min "
       "(runs finished by an earlier invocation are read back, not re-timed; their train/eval "
       "seconds are in the per-run table).", "",
       markdown_table(cells, len(seeds)), "", "## Per run", "", per_seed_table(runs), ""])
   file_utils.write_atomically(os.path.join(FLAGS.results, "results.md"),
                               lambda f: f.write(report.encode("utf-8")))
-  _write_json(os.path.join(FLAGS.results, "results.json"), {
+  run_utils.write_json(os.path.join(FLAGS.results, "results.json"), {
       "settings": {k: v for k, v in settings.items() if k != "data_dir"},
       "seeds": seeds, "hardware": hardware, "wall_seconds": wall_seconds,
       "judge": judge_info,

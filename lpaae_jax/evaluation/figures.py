@@ -7,6 +7,8 @@
   figure3_grid(states, noise_key, rows=10)   Figure 3: column j uses s = j, row r noise r
   reconstruction_pairs(states, images)       real | reconstruction, side by side
   tsne_figure(codes, labels, ...)            Figure 4: t-SNE of encoder codes and CG samples
+  figure4_comparison(...)                    Figure 4 as in the paper: learned-prior codes,
+                                             CG samples, fixed-prior (baseline) codes
 
 Arrays are (H, W, C) with C = 1 or 3, so `grid[None]` is what clu's write_images takes.
 """
@@ -204,3 +206,34 @@ def tsne_figure(codes, labels, prior_codes=None, prior_s=None, *,
   fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
   return _maybe_save(_render(fig), path)
 
+
+
+def figure4_comparison(codes, labels, prior_codes, prior_s, baseline_codes, baseline_labels,
+                       *, path: Optional[str] = None, seed: int = 0,
+                       perplexity: float = 30.0, title: str = "") -> np.ndarray:
+  """Figure 4 of the paper: t-SNE of (a) the learned-prior model's encoder codes of real
+  images (by class), (b) its code generator's samples (by s; black for condition 'none'),
+  (c) the fixed-prior baseline's encoder codes (by class).
+
+  (a) and (b) live in one code space, so they share one embedding; (c) is another model's
+  space and gets its own. Returns the uint8 (H, W, 3) image; writes a PNG to `path`.
+  """
+  codes, baseline_codes = np.asarray(codes, np.float64), np.asarray(baseline_codes, np.float64)
+  embedded = tsne_embedding(np.concatenate([codes, np.asarray(prior_codes, np.float64)]),
+                            seed=seed, perplexity=perplexity)
+  baseline_embedded = tsne_embedding(baseline_codes, seed=seed, perplexity=perplexity)
+  fig = mpl_figure.Figure(figsize=(12.6, 4.4), dpi=100)
+  panels = fig.subplots(1, 3)
+  _scatter(panels[0], embedded[:len(codes)], np.asarray(labels),
+           "(a) learned prior: encoder codes (by class)")
+  _scatter(panels[1], embedded[len(codes):], None if prior_s is None else np.asarray(prior_s),
+           "(b) code generator samples (by s)", marker="x", label_prefix="s=")
+  _scatter(panels[2], baseline_embedded, np.asarray(baseline_labels),
+           "(c) fixed prior: encoder codes (by class)")
+  handles, names = panels[0].get_legend_handles_labels()
+  fig.legend(handles, names, loc="lower center", ncol=min(len(names), 10), fontsize=7,
+             markerscale=2.5, frameon=False)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
+  return _maybe_save(_render(fig), path)

@@ -1,0 +1,80 @@
+"""What every experiment command does with one run: train (resuming), evaluate, skip if done.
+
+A run is finished when `WORKDIR/eval/metrics.json` holds the evaluation of step
+`config.num_train_steps`; `run_info.json` next to it records the wall times (summed over
+resumptions) and, for a run that diverged, the error. Re-running an experiment command
+after an interruption therefore redoes nothing that finished.
+"""
+
+import json
+import os
+import time
+from typing import Any, Optional
+
+from absl import logging
+import ml_collections
+
+from lpaae_jax import checkpointing
+from lpaae_jax import evaluate
+from lpaae_jax import file_utils
+from lpaae_jax import train
+
+RUN_INFO = "run_info.json"
+
+
+class RunInterrupted(RuntimeError):
+  """Training stopped before its last step (SIGTERM): the command stops, a re-run resumes."""
+
+
+def read_json(path: str) -> Optional[Any]:
+  try:
+    with open(path, encoding="utf-8") as json_file:
+      return json.load(json_file)
+  except (OSError, ValueError):
+    return None
+
+
+def write_json(path: str, value) -> None:
+  text = json.dumps(evaluate._json_ready(value), indent=2, sort_keys=True) + "\n"
+  file_utils.write_atomically(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def run_once(config: ml_collections.ConfigDict, workdir: str, *,
+             judge_path: Optional[str] = None) -> dict[str, Any]:
+  """Trains (or resumes) and evaluates one run -> {"metrics": metrics.json, timings...}.
+
+  A finished run is read back, not redone. A run whose losses became non-finite is recorded
+  with "diverged" (and empty metrics) instead of stopping the experiment.
+  """
+  metrics_path = os.path.join(workdir, "eval", evaluate.METRICS_FILE)
+  info_path = os.path.join(workdir, RUN_INFO)
+  results, info = read_json(metrics_path), read_json(info_path)
+  if results and info and results.get("step") == config.num_train_steps:
+    logging.info("Skipping %s: evaluated at step %d.", workdir, results["step"])
+    return {"metrics": results, **info}
+  if info and info.get("diverged"):
+    logging.info("Skipping %s: it diverged (%s).", workdir, info["diverged"])
+    return {"metrics": {}, **info}
+
+  info = info or {"train_seconds": 0.0}
+  start = time.time()
+  try:
+    train.train_and_evaluate(config, workdir)
+  except train.NonFiniteLossError as error:
+    # A diverged run is a result too: reported in the table, left out of the means.
+    info["diverged"] = str(error)
+  info["train_seconds"] += time.time() - start  # summed over resumptions
+  write_json(info_path, info)
+  if info.get("diverged"):
+    return {"metrics": {}, **info}
+
+  start = time.time()
+  states, step = checkpointing.restore_latest(config, workdir)  # the saved final states
+  if step < config.num_train_steps:
+    raise RunInterrupted(f"{workdir} stopped at step {step} of {config.num_train_steps} "
+                         "(SIGTERM); run the same command again to resume.")
+  results = evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"),
+                                     judge_path=judge_path, step=step)
+  info["eval_seconds"] = time.time() - start
+  write_json(info_path, info)
+  return {"metrics": results, **info}

@@ -1,0 +1,112 @@
+"""The experiment commands end to end on the tiny config: the paper table (six runs, skip
+finished runs, stop cleanly when a run is interrupted), the figures, the CPU study's table."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import run_utils
+from experiments.figures import run as figures_run
+from experiments.mnist_cpu_study import run as study
+from experiments.paper_table import run as paper_table
+from lpaae_jax import train
+from tests.conftest import tiny_config
+
+WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
+
+
+def _table_config(data_dir, inception_dir):
+  return tiny_config(**{
+      "data_dir": str(data_dir), "download": False, "num_train_steps": 2,
+      "log_every_steps": 1, "checkpoint_every_steps": 2, "eval_every_steps": 2,
+      "eval.num_samples": 20, "eval.batch_size": 10, "eval.num_real_samples": 30,
+      "eval.num_tsne_points": 30, "eval.num_splits": 2,
+      "eval.inception_weights": str(inception_dir / WEIGHTS_NAME)})
+
+
+@pytest.fixture(scope="module")
+def paper_table_run(real_data_dir, inception_dir, tmp_path_factory):
+  root = tmp_path_factory.mktemp("paper_table")
+  config = _table_config(real_data_dir, inception_dir)
+  report = paper_table.run_table(config, str(root / "runs"), str(root / "results"))
+  return config, root, report
+
+
+def test_paper_table_runs_all_six_and_writes_the_table(paper_table_run):
+  _, root, report = paper_table_run
+  assert report == (root / "results" / "results.md").read_text()
+  rows = [line for line in report.splitlines() if line.startswith("| ")][1:]
+  assert len(rows) == 6
+  for (condition, prior), paper_is in paper_table.PAPER_INCEPTION_SCORE.items():
+    row = next(r for r in rows
+               if r.startswith(f"| {paper_table.SETTING_NAMES[condition]} | {prior} |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[3] == f"{paper_is:.2f}" and cells[5] == "2"  # paper's IS; our step
+    assert np.isfinite(float(cells[4]))  # FID with the shared pool3 weights
+    assert cells[2] == "–"  # no IS: the shared weights have no fc layer, and the note says so
+  assert "inception_score: the Inception weights" in report and "'fc'" in report
+  results = run_utils.read_json(str(root / "results" / "results.json"))
+  assert set(results["runs"]) == {f"{c}_{p}" for c, p in paper_table.RUNS}
+
+
+def test_paper_table_rerun_skips_finished_runs(paper_table_run, monkeypatch):
+  config, root, report = paper_table_run
+
+  def must_not_train(*args, **kwargs):
+    raise AssertionError("a finished run was trained again")
+
+  monkeypatch.setattr(train, "train_and_evaluate", must_not_train)
+  again = paper_table.run_table(config, str(root / "runs"), str(root / "results2"))
+  strip_time = lambda text: [l for l in text.splitlines() if not l.startswith("Hardware")]
+  assert strip_time(again) == strip_time(report)
+
+
+def test_interrupted_run_stops_the_table_cleanly(paper_table_run, monkeypatch, tmp_path):
+  config, root, _ = paper_table_run
+  # A run whose training returns before its last step (what SIGTERM does) is not evaluated:
+  # the command writes what finished and stops; the same command resumes later.
+  longer = config.copy_and_resolve_references()
+  longer.num_train_steps = 4
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *args, **kwargs: None)
+  with pytest.raises(run_utils.RunInterrupted, match="stopped at step 2 of 4"):
+    run_utils.run_once(longer, str(root / "runs" / "none_learned"))
+  report = paper_table.run_table(longer, str(root / "runs"), str(tmp_path))
+  assert report.count("not run") == 2 * 6  # run 1 interrupted: none of the six evaluated
+
+
+def test_figures_from_two_finished_runs(paper_table_run, tmp_path):
+  config, root, _ = paper_table_run
+  supervised = config.copy_and_resolve_references()
+  supervised.model.condition = "supervised"
+  paths = figures_run.make_figures(supervised, str(root / "runs" / "supervised_learned"),
+                                   str(root / "runs" / "supervised_fixed"), str(tmp_path),
+                                   num_tsne_points=30)
+  assert set(paths) == {"figure3_learned", "figure3_fixed", "figure4_tsne",
+                        "reconstructions_learned", "reconstructions_fixed"}
+  rows = config.num_grid_rows
+  assert Image.open(paths["figure3_learned"]).size == (10 * 32, rows * 32)
+  assert Image.open(paths["figure4_tsne"]).size[0] > 3 * Image.open(paths["figure4_tsne"]).size[1] / 2
+
+
+def test_figures_refuse_a_missing_run(paper_table_run, tmp_path):
+  config, root, _ = paper_table_run
+  with pytest.raises(FileNotFoundError, match="No checkpoint"):
+    figures_run.make_figures(config, str(root / "runs" / "none_learned"),
+                             str(tmp_path / "missing"), str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()  # nothing drawn before both runs are found
+
+
+def test_study_table_mean_and_sample_std_over_seeds():
+  runs = {("supervised", "learned", seed): {"metrics": {"conditional_accuracy": value,
+                                                        "kmeans_nmi": 0.5},
+                                            "train_seconds": 1.0}
+          for seed, value in enumerate((0.8, 0.9, 1.0))}
+  runs[("supervised", "fixed", 0)] = {"metrics": {}, "diverged": "NaN", "train_seconds": 1.0}
+  cells = study.aggregate(runs)
+  mean, std, values = cells[("supervised", "learned")]["conditional_accuracy"]
+  assert mean == pytest.approx(0.9) and std == pytest.approx(0.1) and values == [0.8, 0.9, 1.0]
+  table = study.markdown_table(cells, 3)
+  assert "| supervised | learned | 0.900 ± 0.100 |" in table
+  assert "diverged" in study.per_seed_table(runs)
