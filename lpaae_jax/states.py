@@ -162,8 +162,27 @@ def create_states(config: ml_collections.ConfigDict, key, sharding=None) -> Stat
   `sharding` (e.g. a replicated NamedSharding over a mesh) places every state array.
   """
   spec = ModelSpec.from_config(config)
-  init = functools.partial(init_states, spec, make_optimizer(config))
-  return jax.jit(init, out_shardings=sharding, compiler_options=_init_compiler_options())(key)
+  return _jitted_init(spec, make_optimizer(config), sharding)(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_init(spec: ModelSpec, tx: optax.GradientTransformation, sharding):
+  """Shape first (as big_vision does): `jax.eval_shape` gives every state's shape without
+  computing anything, each array gets its sharding from it, and init is jitted with those
+  `out_shardings`, so every device materialises only its own part of each array. Cached:
+  equal settings share one trace and compilation."""
+  init = functools.partial(init_states, spec, tx)
+  shapes = jax.eval_shape(init, jax.random.key(0))
+  return jax.jit(init, out_shardings=state_shardings(shapes, sharding),
+                 compiler_options=_init_compiler_options())
+
+
+def state_shardings(shapes: States, sharding=None):
+  """The sharding of each state array: `sharding` for all (the data-parallel mesh
+  replicates every state); None leaves placement to jit (the default device)."""
+  if sharding is None:
+    return None
+  return jax.tree_util.tree_map(lambda _: sharding, shapes)
 
 
 def _init_compiler_options() -> Optional[dict[str, Any]]:
