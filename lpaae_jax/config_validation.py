@@ -95,6 +95,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                 "num_reconstructions", "eval.num_samples", "eval.num_splits",
                 "eval.batch_size"):
     _positive_int(config, field)
+  value = _get(config, "steps_per_jit")
+  _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+           "steps_per_jit", value, "must be an integer >= 1 (iterations fused into one "
+           "compiled call; 1 runs step by step)")
   value = _get(config, "profile_num_steps")
   _require(isinstance(value, int) and value >= 0, "profile_num_steps", value,
            "must be an integer >= 0 (0 disables profiling)")

@@ -9,7 +9,7 @@ functions of (seed, step), so a resumed run computes what an uninterrupted one w
 import os
 import signal
 import time
-from typing import Any, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +18,14 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
 from lpaae_jax import input_pipeline
+from lpaae_jax import train_steps
 from lpaae_jax.evaluation import figures
 
 
@@ -35,7 +37,8 @@ def check_workdir_writable(workdir: str) -> None:
   """Fails at start, not hours later inside Orbax, when the workdir cannot be written."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_probe")
+    # One probe per process: hosts sharing the workdir must not remove each other's.
+    probe = os.path.join(workdir, f".write_probe.{jax.process_index()}")
     with open(probe, "wb") as f:
       f.write(b"\0" * 4096)
     os.remove(probe)
@@ -64,8 +67,11 @@ def check_labels(labels: np.ndarray, num_classes: int, step: int) -> None:
 
 
 def stack_to_host(step_metrics: list[dict[str, jax.Array]]) -> dict[str, np.ndarray]:
-  """Per-step metrics as host arrays (num_steps,): one transfer per logging interval."""
-  return jax.device_get({k: jnp.stack([m[k] for m in step_metrics]) for k in step_metrics[0]})
+  """Per-step metrics as host arrays (num_steps,): one transfer per logging interval.
+
+  Each entry holds one step's scalars or a fused call's metrics stacked (k,)."""
+  return jax.device_get({k: jnp.concatenate([jnp.atleast_1d(m[k]) for m in step_metrics])
+                         for k in step_metrics[0]})
 
 
 def make_loop_steps(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
@@ -75,6 +81,57 @@ def make_loop_steps(config: ml_collections.ConfigDict, state_sharding, batch_sha
     state_sharding = batch_sharding = None
   return lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
                                     batch_sharding=batch_sharding)
+
+
+def make_loop_multi_step(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
+  """The fused k-iteration call (config.steps_per_jit), sharded as `make_loop_steps`."""
+  if jax.device_count() == 1:
+    state_sharding = batch_sharding = None
+  return train_steps.make_multi_step(config, state_sharding=state_sharding,
+                                     batch_sharding=batch_sharding)
+
+
+class LoopSteps(NamedTuple):
+  """What the loop calls: the two phase steps, the fused call, and where batches go."""
+  aae_step: Callable
+  prior_step: Callable
+  multi_step: Callable
+  batch_sharding: NamedSharding
+
+  def run(self, states, local_batches: list[dict[str, np.ndarray]], train_key,
+          first_step: int):
+    """Iterations first_step, ... on this process's batches: one call of each phase step
+    for one batch, one fused call for several. Returns (states, metrics), metrics of
+    several iterations stacked."""
+    if len(local_batches) == 1:
+      batch = jax.make_array_from_process_local_data(self.batch_sharding, local_batches[0])
+      aae_key, prior_key = train_steps.iteration_keys(train_key, first_step)
+      states, aae_metrics = self.aae_step(states, batch, aae_key)
+      states, prior_metrics = self.prior_step(states, batch, prior_key)
+      return states, {**aae_metrics, **prior_metrics}
+    batches = jax.make_array_from_process_local_data(
+        train_steps.stacked_sharding(self.batch_sharding), stack_batches(local_batches))
+    return self.multi_step(states, batches, train_key, first_step)
+
+
+def chunk_length(step: int, config: ml_collections.ConfigDict) -> int:
+  """Iterations the loop runs in its next call, starting after `step` completed ones.
+
+  config.steps_per_jit when the next log, checkpoint, eval or the end is that far away,
+  else 1: every boundary falls between calls, so the loop logs, saves and evaluates at
+  the steps it would run step by step, for any interval (intervals that are multiples of
+  steps_per_jit never need single steps). Depends on `step` only, so a resumed run makes
+  the calls an uninterrupted one makes from there.
+  """
+  k = config.steps_per_jit
+  intervals = (config.log_every_steps, config.checkpoint_every_steps, config.eval_every_steps)
+  next_boundary = min([config.num_train_steps] + [(step // n + 1) * n for n in intervals])
+  return k if next_boundary - step >= k else 1
+
+
+def stack_batches(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """k host batches stacked on a new leading axis, as the fused call takes them."""
+  return {key: np.stack([batch[key] for batch in batches]) for key in batches[0]}
 
 
 def summarize(stacked: dict[str, np.ndarray]) -> dict[str, float]:
@@ -160,7 +217,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
     if not config.reinit:
       raise
     manager.close()
-    checkpointing.set_aside(workdir)
+    if jax.process_index() == 0:  # one rename, not one per host
+      checkpointing.set_aside(workdir)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("lpaae_jax: checkpoints set aside")
     manager = checkpointing.create_manager(workdir, config)
     restored = None
   if restored is not None:
@@ -169,7 +229,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   else:
     states, start_step = lpaae_jax.create_states(config, init_key, state_sharding), 0
     writer.write_hparams(_flatten(config.to_dict()))
-  aae_step, prior_step = make_loop_steps(config, state_sharding, batch_sharding)
+  loop_steps = LoopSteps(*make_loop_steps(config, state_sharding, batch_sharding),
+                         make_loop_multi_step(config, state_sharding, batch_sharding),
+                         batch_sharding)
 
   train_iter = input_pipeline.create_train_iterator(config, start_step=start_step,
                                                     end_step=config.num_train_steps)
@@ -186,21 +248,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
 
   pending: list[dict[str, jax.Array]] = []
   pending_start, interval_start = start_step, time.perf_counter()
+  step = start_step
   logging.info("Training from step %d to %d.", start_step, config.num_train_steps)
   try:
     with _TerminationRequest() as termination:
-      for step in range(start_step, config.num_train_steps):
-        local_batch = next(train_iter)
-        check_labels(local_batch["label"], config.model.num_classes, step)
-        batch = jax.make_array_from_process_local_data(batch_sharding, local_batch)
-        aae_key, prior_key = jax.random.split(jax.random.fold_in(train_key, step))
+      while step < config.num_train_steps:
+        num_steps = chunk_length(step, config)
+        local_batches = [next(train_iter) for _ in range(num_steps)]
+        for offset, local_batch in enumerate(local_batches):
+          check_labels(local_batch["label"], config.model.num_classes, step + offset)
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          states, aae_metrics = aae_step(states, batch, aae_key)
-          states, prior_metrics = prior_step(states, batch, prior_key)
-        pending.append({**aae_metrics, **prior_metrics})
-        done = step + 1
-        for hook in hooks:
-          hook(done)
+          states, metrics = loop_steps.run(states, local_batches, train_key, step)
+        pending.append(metrics)
+        done = step + num_steps
+        for hook in hooks:  # clu's periodic actions expect a call per step
+          for hook_step in range(step + 1, done + 1):
+            hook(hook_step)
+        step = done
 
         last = done == config.num_train_steps
         save_now = last or termination.requested or done % config.checkpoint_every_steps == 0
@@ -210,7 +274,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
             check_finite(stacked, pending_start)
           summary = summarize(stacked)
           elapsed = time.perf_counter() - interval_start
-          summary["images_per_sec"] = len(pending) * config.batch_size / elapsed
+          summary["images_per_sec"] = (done - pending_start) * config.batch_size / elapsed
           writer.write_scalars(done, summary)
           pending, pending_start, interval_start = [], done, time.perf_counter()
         if last or done % config.eval_every_steps == 0:

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import ml_collections
+from jax.sharding import NamedSharding, PartitionSpec
 
 from lpaae_jax import losses
 from lpaae_jax.states import ModelSpec, States, TrainState
@@ -325,16 +326,105 @@ def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
                        state_sharding, batch_sharding)
 
 
+def _phase_steps(weights: LossWeights, skip_nonfinite: bool):
+  """The two phases with hyperparameters bound (and the non-finite guard), not jitted."""
+  steps = []
+  for phase, step_fn in (("aae", aae_phase_step), ("prior", prior_phase_step)):
+    step_fn = functools.partial(step_fn, weights=weights)
+    if skip_nonfinite:
+      step_fn = skip_if_nonfinite(step_fn, phase)
+    steps.append(step_fn)
+  return tuple(steps)
+
+
 @functools.lru_cache(maxsize=None)
 def _jitted_steps(weights: LossWeights, skip_nonfinite: bool, state_sharding, batch_sharding):
   jit_kwargs = {}
   if state_sharding is not None or batch_sharding is not None:
     jit_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),
                       out_shardings=(state_sharding, None))
-  steps = []
-  for phase, step_fn in (("aae", aae_phase_step), ("prior", prior_phase_step)):
-    step_fn = functools.partial(step_fn, weights=weights)
-    if skip_nonfinite:
-      step_fn = skip_if_nonfinite(step_fn, phase)
-    steps.append(jax.jit(step_fn, donate_argnums=0, **jit_kwargs))
-  return tuple(steps)
+  return tuple(jax.jit(step_fn, donate_argnums=0, **jit_kwargs)
+               for step_fn in _phase_steps(weights, skip_nonfinite))
+
+
+# ------------------------------------------------------------ several iterations per call
+
+
+def iteration_keys(train_key, step):
+  """The (aae, prior) keys of training iteration `step`: a pure function of (train_key,
+  step), so resumed, step-by-step and fused runs all draw the same randomness."""
+  return jax.random.split(jax.random.fold_in(train_key, step))
+
+
+def stacked_sharding(batch_sharding):
+  """The sharding of k batches stacked on a new leading axis: that axis unsplit, each
+  batch split as `batch_sharding` splits one."""
+  if batch_sharding is None:
+    return None
+  return NamedSharding(batch_sharding.mesh, PartitionSpec(None, *batch_sharding.spec))
+
+
+def check_stacked_batches(batches: dict[str, Any]) -> None:
+  """Raises ValueError when the batches lack the leading iterations axis (at trace time)."""
+  image = batches.get("image")
+  if image is None or image.ndim != 5:
+    shape = None if image is None else tuple(image.shape)
+    raise ValueError(f"stacked batches need batches['image'] of shape (k, B, H, W, C) (k "
+                     f"iterations); got {shape}. Stack k batches with np.stack.")
+
+
+def run_iterations(aae_step, prior_step, states: States, batches: dict[str, Any], train_key,
+                   first_step) -> tuple[States, Metrics]:
+  """Iterations first_step, ..., first_step + k - 1 of Algorithm 1 on k stacked batches
+  (every entry of `batches` has a leading axis of length k).
+
+  Each iteration runs `aae_step` then `prior_step` with the keys of `iteration_keys`,
+  exactly as the training loop calls the single steps; `jax.lax.scan` makes it one
+  compiled loop. Returns the final states and every metric stacked to shape (k,).
+  """
+  def iteration(states, step_and_batch):
+    step, batch = step_and_batch
+    aae_key, prior_key = iteration_keys(train_key, step)
+    states, aae_metrics = aae_step(states, batch, aae_key)
+    states, prior_metrics = prior_step(states, batch, prior_key)
+    return states, {**aae_metrics, **prior_metrics}
+
+  num_steps = jax.tree_util.tree_leaves(batches)[0].shape[0]
+  steps = first_step + jnp.arange(num_steps, dtype=jnp.int32)
+  return jax.lax.scan(iteration, states, (steps, batches))
+
+
+def _run_model_iterations(aae_step, prior_step, states, batches, train_key, first_step):
+  check_stacked_batches(batches)
+  return run_iterations(aae_step, prior_step, states, batches, train_key, first_step)
+
+
+def make_multi_step(config: ml_collections.ConfigDict, *, state_sharding=None,
+                    batch_sharding=None):
+  """Returns jitted `(states, batches, train_key, first_step) -> (states, metrics)`.
+
+  It runs k = batches' leading axis iterations (both phases each) in one call: the
+  computation of k calls of the `make_train_steps` pair with `iteration_keys(train_key,
+  step)`, equal up to float reassociation (XLA optimises a loop body in another context
+  than a lone step; tests/scale_out_test.py measures the drift). Metrics come back stacked
+  (k,). `batch_sharding` is that of one batch (as for `make_train_steps`); the stacked
+  batches are expected in `stacked_sharding(batch_sharding)`. Donates the input states;
+  equal settings share the jitted function (one compilation per k).
+  """
+  ModelSpec.from_config(config)  # validates before anything is traced
+  return _jitted_multi_step(LossWeights.from_config(config), config.on_nonfinite == "skip",
+                            state_sharding, batch_sharding)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_multi_step(weights: LossWeights, skip_nonfinite: bool, state_sharding,
+                       batch_sharding):
+  jit_kwargs = {}
+  if state_sharding is not None or batch_sharding is not None:
+    mesh = (batch_sharding or state_sharding).mesh
+    jit_kwargs = dict(in_shardings=(state_sharding, stacked_sharding(batch_sharding), None,
+                                    None),
+                      out_shardings=(state_sharding, NamedSharding(mesh, PartitionSpec())))
+  return jax.jit(functools.partial(_run_model_iterations,
+                                   *_phase_steps(weights, skip_nonfinite)),
+                 donate_argnums=0, **jit_kwargs)

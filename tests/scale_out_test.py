@@ -1,8 +1,10 @@
-"""Scaling out: a data-parallel mesh matches one device, and bfloat16 compute tracks float32.
+"""Scaling out: a data-parallel mesh matches one device, bfloat16 compute tracks float32,
+and iterations fused with steps_per_jit match single steps.
 
 (Batch sizes not divisible by the device count are covered in train_test.py.)
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -10,9 +12,13 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import lpaae_jax
+from lpaae_jax import train
+from lpaae_jax import train_steps
 from tests.conftest import ROOT, compiled_steps, tiny_config
 from tests.train_steps_test import random_batch, to_host
 
@@ -43,7 +49,9 @@ _MESH_SCRIPT = textwrap.dedent(f"""
     import jax
     import numpy as np
     import lpaae_jax
-    from lpaae_jax.train import create_mesh_shardings
+    from jax.sharding import PartitionSpec
+    from lpaae_jax import train_steps
+    from lpaae_jax.train import create_mesh_shardings, stack_batches
     from tests.conftest import tiny_config
     from tests.train_steps_test import random_batch, to_host
 
@@ -82,6 +90,29 @@ _MESH_SCRIPT = textwrap.dedent(f"""
           assert all(np.isfinite(v) for v in metrics.values()), metrics
           history[name].append(metrics)
       runs[name] = to_host(states)
+
+    # Shape-first init with out_shardings: every state starts replicated on the mesh.
+    states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
+    assert all(leaf.sharding == state_sharding for leaf in jax.tree_util.tree_leaves(states))
+    # steps_per_jit: {ITERATIONS} iterations in one call; stacked batches split on axis 1.
+    multi_step = train_steps.make_multi_step(config, state_sharding=state_sharding,
+                                             batch_sharding=batch_sharding)
+    stacked_sharding = train_steps.stacked_sharding(batch_sharding)
+    assert stacked_sharding.spec == PartitionSpec(None, "data"), stacked_sharding
+    stacked = jax.make_array_from_process_local_data(
+        stacked_sharding, stack_batches([jax.device_get(random_batch(i))
+                                         for i in range({ITERATIONS})]))
+    shards = stacked["image"].addressable_shards
+    assert len({{s.device for s in shards}}) == {NUM_DEVICES}
+    assert all(s.data.shape == ({ITERATIONS}, per_device, 32, 32, 1) for s in shards), (
+        [s.data.shape for s in shards])
+    states, fused_metrics = multi_step(states, stacked, jax.random.key(1), 0)
+    for leaf in jax.tree_util.tree_leaves(states):
+      assert leaf.sharding.is_fully_replicated, ("fused", leaf.sharding)
+      assert len(leaf.sharding.device_set) == {NUM_DEVICES}, leaf.sharding
+    for key, value in fused_metrics.items():
+      assert value.shape == ({ITERATIONS},) and value.sharding.is_fully_replicated, (key, value)
+      assert np.all(np.isfinite(jax.device_get(value))), (key, value)
 
     def excess(x, y):  # max of |x - y| - (atol + rtol |y|): <= 0 means allclose
       return float((np.abs(x - y) - ({MESH_ATOL} + {MESH_RTOL} * np.abs(y))).max())
@@ -184,3 +215,154 @@ def test_bfloat16_compute_tracks_float32():
                       f"bf16 {float(m16[key]):.5f}")
   print(f"\nbf16 vs f32 max relative loss difference: {worst[0]:.4f} ({worst[1]})")
   assert worst[0] <= BF16_LOSS_RTOL, worst
+
+
+# ---------------------------------------------------------------- steps_per_jit (lax.scan)
+
+FUSED_STEPS = 4
+# Fused (one lax.scan over 4 stacked batches) vs 4 single-step calls: the same operations,
+# but not bit-identical on XLA:CPU. XLA optimises a loop body (and any graph holding two
+# steps) in another context than a step alone -- it picks other convolution/dot forms --
+# so float sums associate differently. (Measured: the scan alone changes the result; the
+# in-graph keys and sliced batches do not.) The first iteration's AAE-phase losses,
+# computed before any update, agree exactly (measured 0.0). After that, as on the mesh
+# above, Adam's sign-like early updates turn ~1e-7 gradient differences into +-lr moves of
+# near-zero-gradient entries (biases feeding a BatchNorm), and the GAN amplifies them.
+# Measured after 4 iterations (CPU, jax 0.10.2, tiny config): losses rel 1.0e-3 (first
+# iteration's prior phase) to 1.2e-2 (4th), params max abs diff 6.0 lr (an
+# image-discriminator conv bias, 4 updates), 29% of param entries outside rtol
+# 1e-4/atol 1e-5, BatchNorm running stats max abs 7.3e-4; the training loop with
+# steps_per_jit=4 against step by step (train_test.py): 5.2 lr, 19%, 1.0e-3. The bounds
+# leave headroom. The
+# wiring (keys, phase order, metrics, skips) is checked bit-exactly with toy steps in
+# test_fused_iterations_are_wired_like_the_loop.
+FUSED_FIRST_AAE_LOSS_RTOL = 1e-6
+FUSED_LOSS_RTOL = 3e-2
+FUSED_PARAM_MAX_ABS_IN_LR = 12.0  # <= 3 lr per update, 4 updates
+FUSED_PARAM_MAX_OUTSIDE_FRACTION = 0.5
+
+def state_drift(states_a, states_b, learning_rate) -> dict:
+  """Largest parameter and BatchNorm-statistics differences between two runs' states."""
+  out = {"param_max_abs_in_lr": 0.0, "param_outside": 0, "param_total": 0, "worst_param": "",
+         "batch_stats_max_abs": 0.0}
+  for network in NETWORKS:
+    a, b = getattr(states_a, network), getattr(states_b, network)
+    if b is None:
+      continue
+    assert int(a.step) == int(b.step), network
+    for x, y in zip(jax.tree_util.tree_leaves(a.batch_stats),
+                    jax.tree_util.tree_leaves(b.batch_stats)):
+      out["batch_stats_max_abs"] = max(out["batch_stats_max_abs"], float(np.abs(x - y).max()))
+    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a.params)[0],
+                            jax.tree_util.tree_leaves(b.params)):
+      diff = np.abs(x - y)
+      out["param_outside"] += int((diff > MESH_ATOL + MESH_RTOL * np.abs(y)).sum())
+      out["param_total"] += int(diff.size)
+      if diff.max() / learning_rate > out["param_max_abs_in_lr"]:
+        out["param_max_abs_in_lr"] = float(diff.max() / learning_rate)
+        out["worst_param"] = network + jax.tree_util.keystr(path)
+  return out
+
+
+def assert_states_close(measured):
+  """The fused-vs-single bounds on a `state_drift` result."""
+  assert measured["param_max_abs_in_lr"] <= FUSED_PARAM_MAX_ABS_IN_LR, measured
+  assert measured["batch_stats_max_abs"] <= BATCH_STATS_ATOL, measured
+  assert (measured["param_outside"]
+          <= FUSED_PARAM_MAX_OUTSIDE_FRACTION * measured["param_total"]), measured
+
+
+def compare_runs(fused_states, single_states, fused_metrics, single_metrics, learning_rate):
+  """state_drift plus the per-iteration largest relative loss differences."""
+  out = {"loss_rel_by_step": []}
+  for index, single in enumerate(single_metrics):
+    rel = {key: abs(float(fused_metrics[key][index]) - float(value)) /
+           max(abs(float(value)), 1e-3) for key, value in single.items()}
+    out["loss_rel_by_step"].append(max(rel.values()))
+    if index == 0:  # before any update: only the forward/backward numerics differ
+      out["first_aae_rel"] = max(v for k, v in rel.items() if k.startswith("aae/"))
+  out.update(state_drift(fused_states, single_states, learning_rate))
+  return out
+
+
+def assert_close_runs(measured):
+  assert measured["first_aae_rel"] <= FUSED_FIRST_AAE_LOSS_RTOL, measured
+  assert max(measured["loss_rel_by_step"]) <= FUSED_LOSS_RTOL, measured
+  assert_states_close(measured)
+
+
+def test_steps_per_jit_equals_single_steps():
+  """config.steps_per_jit=4's fused call == 4 single calls with the loop's keys."""
+  config = tiny_config()  # the loop test's config: one compilation serves both
+  train_key, first_step = jax.random.key(7), 3
+  batches = [random_batch(i) for i in range(FUSED_STEPS)]
+  aae_step, prior_step = compiled_steps()
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  single_metrics = []
+  for offset, batch in enumerate(batches):
+    aae_key, prior_key = train_steps.iteration_keys(train_key, first_step + offset)
+    states, aae_metrics = aae_step(states, batch, aae_key)
+    states, prior_metrics = prior_step(states, batch, prior_key)
+    single_metrics.append(jax.device_get({**aae_metrics, **prior_metrics}))
+  single_states = to_host(states)
+
+  multi_step = train_steps.make_multi_step(config)
+  assert multi_step is train_steps.make_multi_step(tiny_config())  # shared compilation
+  # States and batches placed as the training loop places them (on its 1-device mesh), so
+  # the loop test reuses this compilation.
+  state_sharding, batch_sharding = train.create_mesh_shardings(config)
+  stacked = jax.make_array_from_process_local_data(
+      train_steps.stacked_sharding(batch_sharding),
+      train.stack_batches([jax.device_get(b) for b in batches]))
+  states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
+  states, fused_metrics = multi_step(states, stacked, train_key, first_step)
+  fused_metrics = jax.device_get(fused_metrics)
+  assert fused_metrics.keys() == single_metrics[0].keys()
+  assert all(v.shape == (FUSED_STEPS,) for v in fused_metrics.values())
+  measured = compare_runs(to_host(states), single_states, fused_metrics, single_metrics,
+                          float(config.optim.learning_rate))
+  print(f"\nsteps_per_jit={FUSED_STEPS} vs {FUSED_STEPS} single steps: {measured}")
+  assert_close_runs(measured)
+
+
+def test_fused_iterations_are_wired_like_the_loop():
+  """Bit-exact on toy steps whose ops cannot reassociate: the same keys per iteration and
+  phase, the phases in order, the metrics stacked per iteration, and skip mode dropping
+  exactly the non-finite iterations."""
+  def toy_phase(name, scale):
+    def step(states, batch, key):
+      noise = jax.random.uniform(key, states["params"].shape)
+      params = states["params"] * scale + noise + batch["image"].sum(axis=0)
+      return ({"params": params, "step": states["step"] + 1},
+              {f"{name}/loss": batch["loss"] + noise[0], f"{name}/key_bits":
+               jax.random.bits(key).astype(jnp.float32)})
+    return train_steps.skip_if_nonfinite(step, name)
+
+  aae_step, prior_step = toy_phase("aae", 0.5), toy_phase("prior", 2.0)
+  train_key, first_step = jax.random.key(3), 5
+  batches = [{"image": np.full((2, 3), i, np.float32), "loss": np.float32(l)}
+             for i, l in enumerate([1.0, np.nan, 2.0])]
+  states = {"params": jnp.arange(3, dtype=jnp.float32), "step": jnp.zeros((), jnp.int32)}
+  single_steps = [jax.jit(aae_step), jax.jit(prior_step)]
+  expected, expected_metrics = states, []
+  for offset, batch in enumerate(batches):
+    keys = train_steps.iteration_keys(train_key, first_step + offset)
+    metrics = {}
+    for step, key in zip(single_steps, keys):
+      expected, step_metrics = step(expected, batch, key)
+      metrics.update(step_metrics)
+    expected_metrics.append(jax.device_get(metrics))
+  fused = jax.jit(functools.partial(train_steps.run_iterations, aae_step, prior_step))
+  stacked = {key: np.stack([b[key] for b in batches]) for key in batches[0]}
+  got, got_metrics = fused(states, stacked, train_key, first_step)
+  np.testing.assert_array_equal(got["params"], expected["params"])
+  assert int(got["step"]) == int(expected["step"]) == 4  # the NaN iteration was skipped
+  for key in expected_metrics[0]:
+    np.testing.assert_array_equal(got_metrics[key], [m[key] for m in expected_metrics],
+                                  err_msg=key)
+  np.testing.assert_array_equal(got_metrics["aae/skipped"], [0, 1, 0])
+  model_step = train_steps.make_multi_step(tiny_config())
+  with pytest.raises(ValueError, match=r"\(k, B, H, W, C\)"):  # an unstacked batch
+    model_step(lpaae_jax.create_states(tiny_config(), jax.random.key(0)), random_batch(),
+               train_key, first_step)
+

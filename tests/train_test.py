@@ -14,6 +14,7 @@ from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import train
+from tests import scale_out_test
 from tests.conftest import tiny_config
 from tests.train_steps_test import leaves_equal, to_host
 
@@ -114,6 +115,67 @@ def test_non_finite_metrics_name_phase_step_and_term():
   with pytest.raises(train.NonFiniteLossError, match="rec_loss = nan in the aae phase at step 11"):
     train.check_finite(train.stack_to_host(metrics), first_step=10)
 
+
+  # A fused call's metrics come stacked (k,): steps are counted through them.
+  fused = [{"aae/rec_loss": jax.numpy.array([1.0, 1.0]), "prior/generator_loss": np.ones(2)},
+           {"aae/rec_loss": jax.numpy.array([1.0, np.inf, 1.0]),
+            "prior/generator_loss": np.ones(3)}]
+  with pytest.raises(train.NonFiniteLossError, match="rec_loss = inf in the aae phase at step 13"):
+    train.check_finite(train.stack_to_host(fused), first_step=10)
+
+
+def test_steps_per_jit_loop_fuses_iterations_and_matches_step_by_step(finished_run, tmp_path,
+                                                                      monkeypatch):
+  """steps_per_jit=4 with every interval 4: one fused call for the 4 iterations, the same
+  checkpoint and summaries, final states within the fused tolerance of the step-by-step
+  run (tests/scale_out_test.py states and measures it)."""
+  _, _, step_by_step = finished_run
+  calls = []
+  make_fused = train.make_loop_multi_step
+
+  def counting_multi_step(*args):
+    fused_step = make_fused(*args)
+
+    def counted(states, batches, train_key, first_step):
+      calls.append((first_step, batches["image"].shape[:2]))
+      return fused_step(states, batches, train_key, first_step)
+    return counted
+
+  monkeypatch.setattr(train, "make_loop_multi_step", counting_multi_step)
+  config = run_config(tmp_path / "data", steps_per_jit=4, log_every_steps=4,
+                      checkpoint_every_steps=4, eval_every_steps=4)
+  fused = to_host(train_mocked(config, tmp_path / "run"))
+  assert calls == [(0, (4, config.batch_size))]
+  assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()
+                if p.name.isdigit()) == ["4"]
+  tags = event_tags(tmp_path / "run")
+  assert {"aae/feature_rec_loss", "prior/generator_loss", "images_per_sec"} <= tags["scalars"]
+  measured = scale_out_test.state_drift(fused, step_by_step, config.optim.learning_rate)
+  print(f"\nloop steps_per_jit=4 vs step by step: {measured}")
+  scale_out_test.assert_states_close(measured)
+
+
+def test_chunks_put_every_log_checkpoint_and_eval_step_between_calls():
+  config = tiny_config(steps_per_jit=4, num_train_steps=12, log_every_steps=5,
+                       checkpoint_every_steps=10, eval_every_steps=10)
+  step, chunks = 0, []
+  while step < config.num_train_steps:
+    chunks.append(train.chunk_length(step, config))
+    step += chunks[-1]
+  assert chunks == [4, 1, 4, 1, 1, 1]  # boundaries 5, 10 and the end, 12
+  config.log_every_steps = 4  # multiples of steps_per_jit: no single steps at all
+  config.checkpoint_every_steps = config.eval_every_steps = 8
+  assert [train.chunk_length(s, config) for s in (0, 4, 8)] == [4, 4, 4]
+  assert train.chunk_length(3, config) == 1  # resumed after a SIGTERM save at step 3
+
+
+@pytest.mark.parametrize("value", [0, -2])
+def test_steps_per_jit_below_one_fails_before_compiling(value, tmp_path):
+  with pytest.raises(config_validation.ConfigError,
+                     match=f"^config.steps_per_jit={value!r} is invalid: must be an integer "
+                           ">= 1 .*$"):
+    train.train_and_evaluate(run_config(tmp_path, steps_per_jit=value), str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()  # nothing touched, nothing compiled
 
 
 @pytest.mark.parametrize("module", ["mnist", "cifar10", "svhn", "test"])
