@@ -52,10 +52,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.batch_size = 64                # global batch, split over devices
   config.num_train_steps = 100_000
   config.compute_dtype = "float32"      # float32 | bfloat16 (activations only)
-  # Iterations per compiled call (jax.lax.scan over that many stacked batches): on TPUs a
-  # small model's step is shorter than the host's dispatch, and fusing hides it. Equal to
-  # step-by-step training up to float reassociation. Keep the log/eval/checkpoint intervals
-  # multiples of it; the loop runs single steps up to any boundary that is not.
+  # Iterations per compiled call (jax.lax.scan over that many stacked batches): on a TPU a
+  # small model's step can take less time than the host needs to dispatch it, so the host
+  # cost is paid once per call instead of once per step. Equal to step-by-step training up
+  # to float reassociation. Keep the log/eval/checkpoint intervals multiples of it; the
+  # loop runs single steps up to any boundary that is not.
   config.steps_per_jit = 1
 
   config.log_every_steps = 100
