@@ -79,6 +79,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.eval.judge_path = ml_collections.config_dict.placeholder(str)  # judge metrics if set
   config.eval.num_real_samples = ml_collections.config_dict.placeholder(int)  # None: whole split
   config.eval.num_tsne_points = 1000
+  # False skips FID/IS (InceptionV3 at 299x299 is slow on a CPU); with a judge the
+  # judge-feature FID still compares samples with the real split.
+  config.eval.use_inception = True
   # Training writes cheap summaries every eval_every_steps (sample grid, reconstructions,
   # pixel MSE); True also runs the full evaluation (lpaae_jax.evaluate) after the last step.
   config.eval.full_eval_at_end = False
