@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The paper-table command end to end on a tiny CIFAR-10 model on CPU: proves the command
-# works (six runs, FID, the table); its numbers mean nothing. About 15 minutes on 2 cores.
+# works (six runs, FID, the table); its numbers mean nothing. Took 38.6 min on 2 cores
+# shared with two test suites (mostly Inception on CPU and compiling six model variants).
 # Usage: LPAAE_DATA_DIR=../shared/tfds LPAAE_INCEPTION_DIR=../shared/inception \
 #          bash experiments/paper_table/run_tiny_cpu.sh [WORKDIR]
 set -euo pipefail
