@@ -159,6 +159,17 @@ def tsne_embedding(points, seed: int = 0, perplexity: float = 30.0) -> np.ndarra
                        random_state=seed).fit_transform(points)
 
 
+def _finish(fig, legend_panel, title: str, path: Optional[str]) -> np.ndarray:
+  """One class legend under the panels, the title; rendered (and saved to `path`)."""
+  handles, names = legend_panel.get_legend_handles_labels()
+  fig.legend(handles, names, loc="lower center", ncol=min(len(names), 10), fontsize=7,
+             markerscale=2.5, frameon=False)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
+  return _maybe_save(_render(fig), path)
+
+
 def _render(fig) -> np.ndarray:
   canvas = backend_agg.FigureCanvasAgg(fig)
   canvas.draw()
@@ -198,13 +209,7 @@ def tsne_figure(codes, labels, prior_codes=None, prior_s=None, *,
     _scatter(panels[2], code_points, labels, "overlay: codes (o), CG samples (x)", alpha=0.25)
     _scatter(panels[2], prior_points, prior_s, "overlay: codes (o), CG samples (x)",
              marker="x", label_prefix="s=")
-  handles, names = panels[0].get_legend_handles_labels()
-  fig.legend(handles, names, loc="lower center", ncol=min(len(names), 10), fontsize=7,
-             markerscale=2.5, frameon=False)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
-  return _maybe_save(_render(fig), path)
+  return _finish(fig, panels[0], title, path)
 
 
 
@@ -230,10 +235,4 @@ def figure4_comparison(codes, labels, prior_codes, prior_s, baseline_codes, base
            "(b) code generator samples (by s)", marker="x", label_prefix="s=")
   _scatter(panels[2], baseline_embedded, np.asarray(baseline_labels),
            "(c) fixed prior: encoder codes (by class)")
-  handles, names = panels[0].get_legend_handles_labels()
-  fig.legend(handles, names, loc="lower center", ncol=min(len(names), 10), fontsize=7,
-             markerscale=2.5, frameon=False)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
-  return _maybe_save(_render(fig), path)
+  return _finish(fig, panels[0], title, path)
