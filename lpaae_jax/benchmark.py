@@ -10,6 +10,9 @@ Measures, at the config's width, batch and compute_dtype:
     between repetitions as in training (the steps donate them). Phases are timed one at
     a time (blocking after each); the iteration is timed as training runs it (both phases
     dispatched back to back, one block at the end).
+  * with config.steps_per_jit = k > 1, also the fused call (k iterations per call, as the
+    loop runs them): ms and images/s per iteration, its compile time, and the roofline from
+    the single steps' FLOPs (the same arithmetic),
   * the compile time of each phase step (`lower(...).compile()`; that executable is the
     one timed, so nothing compiles twice),
   * FLOPs per step from XLA's cost analysis, the achieved FLOP/s, and the roofline
@@ -17,7 +20,8 @@ Measures, at the config's width, batch and compute_dtype:
     (float32 on CPU, the config's compute_dtype on accelerators),
   * the training loop's images/s (`train.train_and_evaluate` for `--loop_steps` steps on
     mock data, or on the real dataset when its data_dir has it), without its first logging
-    interval (compilation), and the loop overhead 1 - loop / pure iteration,
+    interval (compilation), and the loop overhead 1 - loop / pure iteration (the fused
+    call's rate when steps_per_jit > 1),
   * peak host RSS and, where the device reports it, peak device memory.
 
 Batches are random with the right shapes; states and batches are placed as the training
@@ -44,6 +48,7 @@ from ml_collections import config_flags
 
 import lpaae_jax
 from lpaae_jax import train
+from lpaae_jax import train_steps
 
 def _define_flags() -> dict:
   # Only when run as a command: importing this module must not claim global flag names
@@ -59,7 +64,8 @@ def _define_flags() -> dict:
                                          "Training-loop steps to time (0 skips the loop)."),
       "loop_log_every": flags.DEFINE_integer(
           "loop_log_every", 0,
-          "Loop logging interval in steps (0: loop_steps // 4, at least 1)."),
+          "Loop logging interval in steps (0: about loop_steps // 4, a multiple of "
+          "config.steps_per_jit)."),
       "matmul_size": flags.DEFINE_integer(
           "matmul_size", 0,
           "Side of the peak-throughput matmul (0: 2048 on CPU, 8192 otherwise)."),
@@ -72,14 +78,15 @@ MiB = 2**20
 # ----------------------------------------------------------------------------- setup
 
 
-def random_batch(config: ml_collections.ConfigDict, key, sharding) -> dict[str, jax.Array]:
-  """A batch with the training shapes: images uniform in [-1, 1], labels in [0, classes)."""
+def random_batch(config: ml_collections.ConfigDict, key, sharding,
+                 num_stacked: Optional[int] = None) -> dict[str, jax.Array]:
+  """A batch with the training shapes: images uniform in [-1, 1], labels in [0, classes).
+  With `num_stacked`, that many batches stacked on a leading axis (the fused call's input)."""
   image_key, label_key = jax.random.split(key)
   size, channels = config.model.image_size, config.model.channels
-  image = jax.random.uniform(image_key, (config.batch_size, size, size, channels),
-                             jnp.float32, -1.0, 1.0)
-  label = jax.random.randint(label_key, (config.batch_size,), 0, config.model.num_classes,
-                             jnp.int32)
+  lead = (config.batch_size,) if num_stacked is None else (num_stacked, config.batch_size)
+  image = jax.random.uniform(image_key, lead + (size, size, channels), jnp.float32, -1.0, 1.0)
+  label = jax.random.randint(label_key, lead, 0, config.model.num_classes, jnp.int32)
   return jax.device_put({"image": image, "label": label}, sharding)
 
 
@@ -138,6 +145,21 @@ def time_steps(aae, prior, states, batch, key, *, repeats: int,
   return {phase: statistics.median(t) for phase, t in times.items()}, states
 
 
+def time_fused(multi_step, states, batches, key, *, repeats: int,
+               warmup: int) -> tuple[float, Any]:
+  """Median seconds per iteration of the fused call (k iterations per call); returns
+  (seconds, final states). Consecutive calls start where the previous one stopped."""
+  num_steps = jax.tree_util.tree_leaves(batches)[0].shape[0]
+  times = []
+  for rep in range(warmup + repeats):
+    start = time.perf_counter()
+    states, metrics = multi_step(states, batches, key, rep * num_steps)
+    jax.block_until_ready((states, metrics))
+    if rep >= warmup:
+      times.append((time.perf_counter() - start) / num_steps)
+  return statistics.median(times), states
+
+
 def matmul_throughput(size: int, dtype, repeats: int) -> dict[str, Any]:
   """This device's dense matmul FLOP/s: a jitted size x size matmul, median of repeats."""
   a_key, b_key = jax.random.split(jax.random.key(0))
@@ -189,6 +211,12 @@ def _has_real_data(config: ml_collections.ConfigDict) -> bool:
     return tfds.builder(config.dataset, data_dir=data_dir).is_prepared()
   except Exception:  # pylint: disable=broad-except  (unknown dataset, unreadable dir)
     return False
+
+
+def default_loop_log_every(loop_steps: int, steps_per_jit: int) -> int:
+  """About 4 intervals, each a multiple of steps_per_jit so the loop makes only fused
+  calls (a remainder would be run as single steps, another executable)."""
+  return max(steps_per_jit, loop_steps // 4 // steps_per_jit * steps_per_jit)
 
 
 def loop_config(config: ml_collections.ConfigDict, steps: int,
@@ -256,7 +284,7 @@ def phase_rows(seconds: dict[str, float], compile_s: dict[str, float],
                peak_flops_per_sec: float) -> dict[str, dict[str, Any]]:
   """Per phase: ms, images/s, compile s, GFLOP, achieved GFLOP/s, roofline fraction."""
   rows = {}
-  for phase in PHASES:
+  for phase in seconds:
     achieved = _ratio(flops[phase], seconds[phase])
     rows[phase] = {
         "ms": 1e3 * seconds[phase],
@@ -300,27 +328,41 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
                aae_compile_s, prior_compile_s, warmup, repeats)
   seconds, states = time_steps(aae, prior, states, batch, step_key, repeats=repeats,
                                warmup=warmup)
-  del states
-
   flops = {"aae": flops_of(aae), "prior": flops_of(prior)}
   flops["iteration"] = (None if None in flops.values() else flops["aae"] + flops["prior"])
   compile_s = {"aae": aae_compile_s, "prior": prior_compile_s,
                "iteration": aae_compile_s + prior_compile_s}
+  steps_per_jit = config.steps_per_jit
+  if steps_per_jit > 1:
+    # The call the loop makes: compiled here, so the loop's timed intervals never compile.
+    multi_jit = train.make_loop_multi_step(config, state_sharding, batch_sharding)
+    batches = random_batch(config, batch_key, train_steps.stacked_sharding(batch_sharding),
+                           num_stacked=steps_per_jit)
+    multi, compile_s["fused"] = compile_timed(multi_jit, states, batches, step_key, 0)
+    seconds["fused"], states = time_fused(multi, states, batches, step_key, repeats=repeats,
+                                          warmup=warmup)
+    flops["fused"] = flops["iteration"]  # per iteration: the same arithmetic
+    logging.info("Compiled the fused call of %d iterations in %.1f s.", steps_per_jit,
+                 compile_s["fused"])
+  del states
   size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
   matmul = matmul_throughput(size, matmul_dtype(config), max(repeats, 5))
   logging.info("Timed the steps and a %dx%d matmul.", size, size)
   results = {
       "environment": environment(config), "repeats": repeats, "warmup": warmup,
+      "steps_per_jit": steps_per_jit,
       "phases": phase_rows(seconds, compile_s, flops, config.batch_size,
                            matmul["gflops_per_sec"] * 1e9),
       "matmul": matmul,
   }
   results["memory"] = peak_memory()  # before the loop: the steps' own footprint
 
-  pure = results["phases"]["iteration"]["images_per_sec"]
+  pure = results["phases"]["fused" if steps_per_jit > 1 else "iteration"]["images_per_sec"]
   loop = {"steps": loop_steps, "images_per_sec": None}
   if loop_steps > 0:
-    loop = time_training_loop(config, loop_steps, loop_log_every or max(1, loop_steps // 4))
+    loop = time_training_loop(
+        config, loop_steps,
+        loop_log_every or default_loop_log_every(loop_steps, steps_per_jit))
   loop["pure_images_per_sec"] = pure
   loop_rate = loop["images_per_sec"]
   loop["overhead"] = None if loop_rate is None else 1.0 - loop_rate / pure
@@ -342,8 +384,9 @@ def format_table(results: dict[str, Any]) -> str:
       f"device: {env['device_kind']} x{env['num_devices']} (backend {env['backend']}), "
       f"jax {env['jax_version']}",
       f"config: {env['dataset']} {env['condition']}/{env['prior']}, width {env['width']}, "
-      f"batch {env['batch_size']}, compute_dtype {env['compute_dtype']}; median of "
-      f"{results['repeats']} after {results['warmup']} warm-up",
+      f"batch {env['batch_size']}, compute_dtype {env['compute_dtype']}, steps_per_jit "
+      f"{results['steps_per_jit']}; median of {results['repeats']} after "
+      f"{results['warmup']} warm-up",
       "",
       f"{'phase':<10}{'ms':>11}{'images/s':>11}{'compile s':>11}{'GFLOP':>10}"
       f"{'GFLOP/s':>10}{'roofline':>10}",
@@ -354,6 +397,9 @@ def format_table(results: dict[str, Any]) -> str:
         f"{_fmt(row['compile_s'], '11.1f')}{_fmt(row['gflops'], '10.2f')}"
         f"{_fmt(row['achieved_gflops_per_sec'], '10.1f')}"
         f"{_fmt(row['roofline_fraction'], '10.3f')}")
+  if "fused" in results["phases"]:
+    lines.append(f"(fused: {results['steps_per_jit']} iterations per call; ms, images/s, "
+                 "GFLOP per iteration)")
   lines += [
       "",
       f"matmul {matmul['n']}x{matmul['n']} {matmul['dtype']}: {matmul['ms']:.1f} ms, "

@@ -13,6 +13,7 @@ import time
 from typing import Any, Optional
 
 import jax
+from jax.experimental import multihost_utils
 from absl import logging
 import ml_collections
 import orbax.checkpoint as ocp
@@ -130,12 +131,17 @@ def restore_newest_usable(manager: ocp.CheckpointManager, config: ml_collections
 
 def _move_unusable(manager: ocp.CheckpointManager, steps: list[int]) -> None:
   directory = os.fspath(manager.directory)
-  target_root = os.path.join(os.path.dirname(directory), CHECKPOINT_DIR + "_unusable")
-  os.makedirs(target_root, exist_ok=True)
-  for step in steps:
-    target = os.path.join(target_root, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.rename(os.path.join(directory, str(step)), target)
-    logging.warning("Moved the unusable checkpoint of step %d to %s.", step, target)
+  # Process 0 moves them (hosts share the directory: one rename each, not one per host);
+  # every process waits for that before reloading its view of the steps.
+  if jax.process_index() == 0:
+    target_root = os.path.join(os.path.dirname(directory), CHECKPOINT_DIR + "_unusable")
+    os.makedirs(target_root, exist_ok=True)
+    for step in steps:
+      target = os.path.join(target_root, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+      os.rename(os.path.join(directory, str(step)), target)
+      logging.warning("Moved the unusable checkpoint of step %d to %s.", step, target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("lpaae_jax: unusable checkpoints moved")
   manager.reload()
 
 

@@ -374,13 +374,14 @@ def check_stacked_batches(batches: dict[str, Any]) -> None:
 
 
 def run_iterations(aae_step, prior_step, states: States, batches: dict[str, Any], train_key,
-                   first_step) -> tuple[States, Metrics]:
+                   first_step, *, unroll: bool = False) -> tuple[States, Metrics]:
   """Iterations first_step, ..., first_step + k - 1 of Algorithm 1 on k stacked batches
   (every entry of `batches` has a leading axis of length k).
 
   Each iteration runs `aae_step` then `prior_step` with the keys of `iteration_keys`,
   exactly as the training loop calls the single steps; `jax.lax.scan` makes it one
-  compiled loop. Returns the final states and every metric stacked to shape (k,).
+  compiled loop (`unroll=True`: k inlined copies, k times the compile time). Returns the
+  final states and every metric stacked to shape (k,).
   """
   def iteration(states, step_and_batch):
     step, batch = step_and_batch
@@ -391,12 +392,22 @@ def run_iterations(aae_step, prior_step, states: States, batches: dict[str, Any]
 
   num_steps = jax.tree_util.tree_leaves(batches)[0].shape[0]
   steps = first_step + jnp.arange(num_steps, dtype=jnp.int32)
-  return jax.lax.scan(iteration, states, (steps, batches))
+  return jax.lax.scan(iteration, states, (steps, batches), unroll=unroll)
+
+
+def unroll_iterations() -> bool:
+  """Whether fused iterations are unrolled on this backend. XLA:CPU leaves the
+  weight-gradient convolutions of a while-loop body in non-canonical layouts and emits
+  them as plain loops: a rolled scan ran 12x slower per iteration than single steps
+  (MNIST w=8 batch 64: 2.7 s vs 0.22 s), the unrolled one 15% faster (0.19 s). GPUs and
+  TPUs keep the rolled loop, whose compile time does not grow with k."""
+  return jax.default_backend() == "cpu"
 
 
 def _run_model_iterations(aae_step, prior_step, states, batches, train_key, first_step):
   check_stacked_batches(batches)
-  return run_iterations(aae_step, prior_step, states, batches, train_key, first_step)
+  return run_iterations(aae_step, prior_step, states, batches, train_key, first_step,
+                        unroll=unroll_iterations())
 
 
 def make_multi_step(config: ml_collections.ConfigDict, *, state_sharding=None,

@@ -73,6 +73,41 @@ def test_table_shows_every_measurement(report):
     assert text in table, text
 
 
+@pytest.fixture(scope="module")
+def fused_report(tmp_path_factory):
+  """steps_per_jit=4: the fused call timed too; 8 loop steps logged every 4 (default)."""
+  path = tmp_path_factory.mktemp("benchmark_fused") / "results.json"
+  printed = []
+  benchmark.run_and_report(tiny_config(steps_per_jit=4), str(path), print_fn=printed.append,
+                           repeats=1, warmup=1, loop_steps=8)
+  return json.loads(path.read_text()), printed[0]
+
+
+def test_fused_call_is_measured_and_is_the_loops_reference(fused_report):
+  results, table = fused_report
+  assert results["steps_per_jit"] == 4
+  phases = results["phases"]
+  assert set(phases) == {"aae", "prior", "iteration", "fused"}
+  fused = phases["fused"]
+  assert set(fused) >= set(PHASE_FIELDS)
+  for field in ("ms", "images_per_sec", "compile_s", "achieved_gflops_per_sec"):
+    assert fused[field] > 0, (field, fused[field])
+  assert fused["gflops"] == pytest.approx(phases["iteration"]["gflops"])  # per iteration
+  assert fused["images_per_sec"] == pytest.approx(16 / (fused["ms"] / 1e3))
+  loop = results["loop"]
+  # Logged every 4 steps: only fused calls, the first interval (compilation) left out.
+  assert loop["log_every"] == 4 and loop["intervals"] == 1
+  assert loop["pure_images_per_sec"] == fused["images_per_sec"]
+  assert "fused" in table and "steps_per_jit 4" in table
+
+
+@pytest.mark.parametrize("loop_steps,steps_per_jit,expected", [
+    (20, 1, 5), (200, 4, 48), (8, 4, 4), (3, 4, 4), (1, 1, 1)])
+def test_default_loop_log_every_is_a_multiple_of_steps_per_jit(loop_steps, steps_per_jit,
+                                                               expected):
+  assert benchmark.default_loop_log_every(loop_steps, steps_per_jit) == expected
+
+
 @pytest.mark.parametrize("analysis,expected", [
     ({"flops": 10.0, "bytes accessed": 3.0}, 10.0),
     ([{"flops": 4.0}, {"flops": 6.0}], 10.0),
