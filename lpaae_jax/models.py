@@ -2,15 +2,20 @@
 
 Image size, channels, width multiplier and code/noise dims are module fields, so MNIST,
 CIFAR-10 and SVHN build the same classes with different numbers. Parameters are float32;
-`dtype` sets the activation (compute) dtype. Discriminators return logits.
+`dtype` sets the activation (compute) dtype. Discriminators return logits. Convolutions are
+`nn.Conv` with `conv.conv_general_dilated`: the same function and parameters, with a faster
+kernel gradient on CPU.
 """
 
+import functools
 import math
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from lpaae_jax import conv as conv_lib
 
 Dtype = Any
 
@@ -34,6 +39,10 @@ def level_width(width: int, level: int) -> int:
 def _batch_norm(train: bool, momentum: float, dtype: Dtype) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5,
                       dtype=dtype, param_dtype=jnp.float32)
+
+
+# nn.Conv (same parameters, names and initialisers) with conv.py's CPU kernel gradient.
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
 
 
 class SubPixelConvTranspose(nn.Module):
@@ -67,8 +76,8 @@ class SubPixelConvTranspose(nn.Module):
     rows = []
     for p in range(2):
       phases = [
-          jax.lax.conv_general_dilated(x, taps[:, p, :, q], (1, 1), ((1 - p, p), (1 - q, q)),
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+          conv_lib.conv_general_dilated(x, taps[:, p, :, q], (1, 1), ((1 - p, p), (1 - q, q)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
           for q in range(2)]
       rows.append(jnp.stack(phases, axis=3))  # (B, H, W, 2q, F)
     y = jnp.stack(rows, axis=2)  # (B, H, 2p, W, 2q, F)
@@ -94,8 +103,8 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda f, k, s=1: nn.Conv(f, (k, k), strides=(s, s), padding="SAME",
-                                     dtype=self.dtype, param_dtype=jnp.float32)
+    conv = lambda f, k, s=1: Conv(f, (k, k), strides=(s, s), padding="SAME",
+                                  dtype=self.dtype, param_dtype=jnp.float32)
     if self.resample == "down":
       h = conv(self.features, 3, 2)(x)
     elif self.resample == "up":
@@ -129,8 +138,8 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     x = x.astype(self.dtype)
-    x = nn.relu(nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype,
-                        param_dtype=jnp.float32)(x))
+    x = nn.relu(Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype,
+                     param_dtype=jnp.float32)(x))
     x = ResBlock(self.width, dtype=self.dtype)(x)
     for level in range(1, num_resolution_levels(self.image_size) + 1):
       x = ResBlock(level_width(self.width, level), "down", dtype=self.dtype)(x)
@@ -160,8 +169,8 @@ class Decoder(nn.Module):
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
     for level in reversed(range(levels)):
       x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype)(x)
-    x = nn.Conv(self.channels, (3, 3), padding="SAME", dtype=self.dtype,
-                param_dtype=jnp.float32)(x)
+    x = Conv(self.channels, (3, 3), padding="SAME", dtype=self.dtype,
+             param_dtype=jnp.float32)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -196,8 +205,8 @@ class ImageDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = lambda f: nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
-                             param_dtype=jnp.float32)
+    conv = lambda f: Conv(f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                          param_dtype=jnp.float32)
     x = x.astype(self.dtype)
     x = nn.leaky_relu(conv(self.width)(x), LEAKY_SLOPE)
     x = nn.leaky_relu(_batch_norm(train, self.bn_momentum, self.dtype)(conv(2 * self.width)(x)),

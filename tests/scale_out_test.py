@@ -114,6 +114,25 @@ _MESH_SCRIPT = textwrap.dedent(f"""
       assert value.shape == ({ITERATIONS},) and value.sharding.is_fully_replicated, (key, value)
       assert np.all(np.isfinite(jax.device_get(value))), (key, value)
 
+    # conv.py's matmul kernel gradient with the batch split over the mesh (the tiny model's
+    # convs are too narrow to use it): a sum across devices, replicated like the parameters.
+    import jax.numpy as jnp
+    from jax import lax
+    from lpaae_jax import conv as conv_lib
+    rng = np.random.default_rng(0)
+    x = jax.device_put(rng.normal(size=(16, 16, 16, 4)).astype(np.float32), batch_sharding)
+    w = jax.device_put(rng.normal(size=(3, 3, 4, 32)).astype(np.float32), state_sharding)
+    assert conv_lib.matmul_kernel_gradient_is_faster(x.shape, w.shape, (1, 1), ((1, 1),) * 2)
+    def conv_loss(conv):
+      return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1), "SAME",
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))))
+    expected = jax.jit(jax.grad(conv_loss(lax.conv_general_dilated), (0, 1)))(x, w)
+    got = jax.jit(jax.grad(conv_loss(conv_lib.conv_general_dilated), (0, 1)))(x, w)
+    assert got[0].sharding.is_equivalent_to(x.sharding, x.ndim), got[0].sharding
+    assert got[1].sharding.is_fully_replicated, got[1].sharding
+    for a, b in zip(got, expected):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
     def excess(x, y):  # max of |x - y| - (atol + rtol |y|): <= 0 means allclose
       return float((np.abs(x - y) - ({MESH_ATOL} + {MESH_RTOL} * np.abs(y))).max())
 

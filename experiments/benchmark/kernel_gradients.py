@@ -1,0 +1,71 @@
+r"""XLA's convolution kernel gradient against conv.py's tap-by-tap matmuls, layer by layer.
+
+Run:
+  python -m experiments.benchmark.kernel_gradients > experiments/benchmark/kernel_gradients_cpu.txt
+
+For the convolution shapes of the networks at widths 8, 16, 32 and 64 (batch 64): the
+forward convolution, XLA's kernel gradient and `conv.kernel_gradient` (median ms of 5 after
+warm-up), and whether `conv.matmul_kernel_gradient_is_faster` picks the matmuls. The rule
+in conv.py was read off this table.
+"""
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from lpaae_jax import conv as conv_lib
+
+BATCH = 64
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def median_seconds(fn, *args, repeats=5):
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def layer_shapes(width):
+  """(kernel, stride, in channels, out channels, input size) of the networks' convs."""
+  w = width
+  return [(3, 1, 3, w, 32), (3, 1, w, w, 32), (3, 2, w, 2 * w, 32), (1, 1, w, 2 * w, 16),
+          (3, 1, 2 * w, 2 * w, 16), (3, 1, 4 * w, 4 * w, 8), (3, 1, 8 * w, 8 * w, 4),
+          (2, 1, 2 * w, w, 16), (4, 2, 3, w, 32), (3, 1, w, 3, 32)]
+
+
+def main():
+  rng = np.random.default_rng(0)
+  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, batch {BATCH}, ms")
+  print(f"{'kernel':>6}{'stride':>7}{'in':>5}{'out':>5}{'size':>5}{'forward':>9}"
+        f"{'XLA dW':>9}{'matmul dW':>11}{'speed-up':>10}  matmul chosen")
+  for width in (8, 16, 32, 64):
+    for kernel, stride, cin, cout, size in layer_shapes(width):
+      x = jnp.asarray(rng.normal(size=(BATCH, size, size, cin)), jnp.float32)
+      w = jnp.asarray(rng.normal(size=(kernel, kernel, cin, cout)), jnp.float32)
+      strides = (stride, stride)
+      pads = tuple(lax.padtype_to_pads((size, size), (kernel, kernel), strides, "SAME"))
+      forward = jax.jit(lambda x, w: lax.conv_general_dilated(x, w, strides, pads,
+                                                              dimension_numbers=NHWC))
+      output_grad = jnp.asarray(rng.normal(size=forward(x, w).shape), jnp.float32)
+      xla = jax.jit(lambda x, g: jax.vjp(lambda k: forward(x, k), w)[1](g)[0])
+      matmul = jax.jit(lambda x, g: conv_lib.kernel_gradient(x, g, w.shape, strides, pads))
+      np.testing.assert_allclose(matmul(x, output_grad), xla(x, output_grad), rtol=1e-3,
+                                 atol=1e-3 * float(jnp.abs(xla(x, output_grad)).max()))
+      seconds = [median_seconds(forward, x, w), median_seconds(xla, x, output_grad),
+                 median_seconds(matmul, x, output_grad)]
+      chosen = conv_lib.matmul_kernel_gradient_is_faster(x.shape, w.shape, strides, pads)
+      print(f"{kernel:>6}{stride:>7}{cin:>5}{cout:>5}{size:>5}"
+            + "".join(f"{1e3 * s:9.2f}" for s in seconds[:2])
+            + f"{1e3 * seconds[2]:11.2f}{seconds[1] / seconds[2]:10.2f}  {chosen}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
