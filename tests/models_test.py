@@ -120,3 +120,30 @@ def test_sub_pixel_conv_transpose_matches_flax_conv_transpose(size):
       lambda a, e: np.testing.assert_allclose(np.asarray(a, np.float32), e, rtol=0.05,
                                               atol=0.05 * float(np.max(np.abs(e)))),
       actual_bf16, expected)
+
+
+def test_wide_encoder_takes_the_matmul_kernel_gradient_and_matches_lax(monkeypatch):
+  """At width 32 the encoder's full-resolution convs are wide enough for conv.py's matmul
+  kernel gradient; its parameter gradients equal those with lax's convolution throughout."""
+  from lpaae_jax import conv as conv_lib
+  encoder = ModelSpec(channels=1, width=32, code_dim=16).encoder()
+  images = _mnist_batch_padded(batch=2)
+  variables = encoder.init(jax.random.key(0), images, train=False)
+  forward = jax.make_jaxpr(lambda x: encoder.apply(variables, x, train=False))(images)
+  assert "custom_vjp_call" in str(forward)
+
+  def parameter_gradients():
+    def loss(params):
+      codes, _ = encoder.apply({**variables, "params": params}, images, train=True,
+                               mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(codes))
+    return jax.jit(jax.grad(loss))(variables["params"])
+
+  ours = parameter_gradients()
+  monkeypatch.setattr(conv_lib, "matmul_kernel_gradient_is_faster", lambda *args: False)
+  theirs = parameter_gradients()
+  for (path, got), expected in zip(jax.tree_util.tree_flatten_with_path(ours)[0],
+                                   jax.tree_util.tree_leaves(theirs)):
+    scale = float(jnp.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale,
+                               err_msg=jax.tree_util.keystr(path))
