@@ -87,6 +87,7 @@ def kernel_gradient(x, output_grad, kernel_shape, strides, padding):
   batch, out_h, out_w, _ = output_grad.shape
   stride_h, stride_w = strides
   x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+  out_sharding = _replicated(output_grad)
   rows = []
   for i in range(kernel_h):
     taps = []
@@ -96,9 +97,9 @@ def kernel_gradient(x, output_grad, kernel_shape, strides, padding):
                            j + stride_w * (out_w - 1) + 1, x.shape[3]),
                           (1, stride_h, stride_w, 1))
       taps.append(jnp.einsum("bhwi,bhwo->io", shifted, output_grad,
-                             out_sharding=_replicated(output_grad)))
+                             out_sharding=out_sharding))
     rows.append(jnp.stack(taps))
-  return jnp.stack(rows).astype(output_grad.dtype)
+  return jnp.stack(rows)
 
 
 def _replicated(array):
@@ -114,7 +115,8 @@ def _conv_bwd(strides, padding, residuals, output_grad):
   x, kernel = residuals
   _, input_vjp = jax.vjp(lambda x_: _lax_conv(strides, padding, x_, kernel), x)
   (input_grad,) = input_vjp(output_grad)
-  return input_grad, kernel_gradient(x, output_grad, kernel.shape, strides, padding)
+  kernel_grad = kernel_gradient(x, output_grad, kernel.shape, strides, padding)
+  return input_grad, kernel_grad.astype(kernel.dtype)
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
