@@ -2,7 +2,7 @@
 
 Run:  python -m lpaae_jax.main --config=configs/cifar10.py --workdir=runs/cifar10
       python -m lpaae_jax.main --config=configs/cifar10.py:supervised,fixed --workdir=...
-Expected (SPEC §5, paper's authors): Inception Score 7.31 (learned prior, `none`) vs 6.37
+Expected (DESIGN §5, paper's authors): Inception Score 7.31 (learned prior, `none`) vs 6.37
 (fixed prior); supervised 6.52 vs 6.20; unsupervised 6.02 vs 5.73. Not yet reproduced by us.
 """
 

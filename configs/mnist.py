@@ -1,4 +1,4 @@
-"""MNIST (28x28 gray, zero-padded to 32 after scaling to [-1, 1]); 30k iterations.
+"""MNIST (28x28 gray, padded to 32 with its black background, -1 in [-1, 1]); 30k iterations.
 
 Run:  python -m lpaae_jax.main --config=configs/mnist.py:supervised --workdir=runs/mnist
 Expected: Figure-3-style grids where each column is one digit (supervised) or one cluster

@@ -29,4 +29,5 @@ def get_config(variant=None):
   config.eval.batch_size = 50
   config.eval.num_real_samples = 200
   config.eval.num_tsne_points = 100
+  config.eval.recalibrate_bn_batches = 4
   return config

@@ -6,15 +6,18 @@ Public API:
   make_multi_step(config)               -> k iterations of both phases in one jitted call
   sample(states, key, num, s=None)      -> images from the prior, eval mode
   encode(states, images), reconstruct(states, images)
+  recalibrate_batch_norm(states, batches, key) -> states with the final networks' BatchNorm
+                                          statistics (precise BN), as evaluation uses
 """
 
-from lpaae_jax.inference import decode_noise, encode, reconstruct, sample
+from lpaae_jax.inference import (decode_noise, encode, recalibrate_batch_norm, reconstruct,
+                                 sample)
 from lpaae_jax.states import ModelSpec, States, TrainState, create_states
-from lpaae_jax.train_steps import (LossWeights, aae_phase_step, iteration_keys,
+from lpaae_jax.train_steps import (StepHyperparams, aae_phase_step, iteration_keys,
                                    make_multi_step, make_train_steps, prior_phase_step)
 
 __all__ = [
-    "LossWeights", "ModelSpec", "States", "TrainState", "aae_phase_step", "create_states",
+    "ModelSpec", "States", "StepHyperparams", "TrainState", "aae_phase_step", "create_states",
     "decode_noise", "encode", "iteration_keys", "make_multi_step", "make_train_steps",
-    "prior_phase_step", "reconstruct", "sample",
+    "prior_phase_step", "recalibrate_batch_norm", "reconstruct", "sample",
 ]

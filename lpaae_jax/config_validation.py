@@ -13,6 +13,9 @@ GAN_LOSSES = ("non_saturating", "minimax")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 ON_NONFINITE = ("stop", "skip")
 CHANNELS = (1, 3)
+LABEL_TIES = ("none", "code_discriminator", "q_real", "both")
+FIXED_BATCH_NORMS = ("batch", "running")
+FEATURE_LAYERS = (1, 2, 3)
 
 
 class ConfigError(ValueError):
@@ -52,6 +55,15 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   _require(model.condition in CONDITIONS, "model.condition", model.condition,
            f"allowed: {', '.join(CONDITIONS)}")
   _require(model.prior in PRIORS, "model.prior", model.prior, f"allowed: {', '.join(PRIORS)}")
+  _require(model.label_tie in LABEL_TIES, "model.label_tie", model.label_tie,
+           f"allowed: {', '.join(LABEL_TIES)}")
+  _require(model.fixed_batch_norm in FIXED_BATCH_NORMS, "model.fixed_batch_norm",
+           model.fixed_batch_norm, f"allowed: {', '.join(FIXED_BATCH_NORMS)}")
+  layers = config.loss.feature_layers
+  _require(isinstance(layers, (tuple, list)) and len(layers) > 0 and len(set(layers)) == len(layers)
+           and all(layer in FEATURE_LAYERS and not isinstance(layer, bool) for layer in layers),
+           "loss.feature_layers", layers, "must be a non-empty tuple of distinct D_I conv "
+           "layers from 1, 2, 3 (3 is DESIGN's 4x4 feature layer F)")
   _require(config.loss.gan_loss in GAN_LOSSES, "loss.gan_loss", config.loss.gan_loss,
            f"allowed: {', '.join(GAN_LOSSES)}")
   _require(config.compute_dtype in COMPUTE_DTYPES, "compute_dtype", config.compute_dtype,
@@ -75,8 +87,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
              f"so code_dim must exceed model.num_classes={model.num_classes}")
   _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
            f"allowed: {', '.join(ON_NONFINITE)}")
-  for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.info_weight",
-                "loss.pixel_rec_weight"):
+  for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",
+                "loss.adv_rec_weight", "loss.info_weight", "loss.pixel_rec_weight"):
     _non_negative(config, field)
   lr = config.optim.learning_rate
   _require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,

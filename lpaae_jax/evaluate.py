@@ -19,6 +19,10 @@ and TensorBoard summaries (use the run's training config, with its variant).
                           features (cheap; FID-like for MNIST on CPU)  }
   kmeans_accuracy, _nmi   k-means (k = num_classes) of encoder codes of real eval images
   reconstruction_mse      mean squared pixel error of dec(enc(x)) on real eval images ([-1, 1])
+  mean_image_mse          the same error for predicting the eval split's mean image (the
+                          baseline a reconstruction must beat)
+  reconstruction_judge_accuracy   judge(dec(enc(x))) == label of x: the reconstructions
+                          keep the class (needs a judge)
 
 and writes `out_dir/metrics.json`, `samples_grid.png` (Figure 3), `reconstructions.png` and
 `tsne.png` (Figure 4), and, given a clu MetricWriter, the scalars and images under `eval/`.
@@ -29,6 +33,10 @@ Optional config fields (read with defaults when absent):
   config.eval.judge_path         None: no judge metrics
   config.eval.num_real_samples   None: the whole eval split (FID reference, k-means, MSE)
   config.eval.num_tsne_points    1000 real codes (+ as many CG samples)
+  config.eval.recalibrate_bn_batches   0: evaluate with the training's running BatchNorm
+                                 averages; n > 0: first replace them by the final networks'
+                                 statistics over the run's first n training batches
+                                 (`lpaae_jax.recalibrate_batch_norm`)
   config.eval.use_inception      True; False skips FID/IS (InceptionV3 at 299x299 is slow on
                                  a CPU: the judge's FID then stands in)
   config.eval.stats_cache_dir    None: out_dir
@@ -70,9 +78,33 @@ def _eval_field(config: ml_collections.ConfigDict, name: str, default=None):
 
 
 def eval_keys(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """Fixed keys of the evaluation (same at every eval of a run): samples, grid, t-SNE."""
+  """Fixed keys of the evaluation (same at every eval of a run): samples, grid, t-SNE,
+  and the prior inputs of the BatchNorm recalibration."""
   base = jax.random.fold_in(jax.random.key(int(config.seed)), _EVAL_SEED_OFFSET)
-  return dict(zip(("samples", "grid", "tsne"), jax.random.split(base, 3)))
+  keys = dict(zip(("samples", "grid", "tsne"), jax.random.split(base, 3)))
+  keys["recalibrate"] = jax.random.fold_in(base, 1)
+  return keys
+
+
+def recalibration_batches(config: ml_collections.ConfigDict) -> list[dict[str, np.ndarray]]:
+  """The first config.eval.recalibrate_bn_batches training batches of the run (its seed),
+  for `lpaae_jax.recalibrate_batch_norm`; [] when 0."""
+  num = int(_eval_field(config, "recalibrate_bn_batches", 0))
+  if not num:
+    return []
+  # One process's view: every host recalibrates on the same global batches.
+  return list(input_pipeline.create_train_iterator(config, start_step=0, end_step=num,
+                                                   process_index=0, process_count=1))
+
+
+def recalibrated(config: ml_collections.ConfigDict, states: States,
+                 batches: Optional[list] = None) -> States:
+  """`states` with precise BatchNorm statistics (config.eval.recalibrate_bn_batches > 0),
+  else unchanged; `batches` (from `recalibration_batches`) saves reloading the data."""
+  batches = recalibration_batches(config) if batches is None else batches
+  if not batches:
+    return states
+  return lpaae_jax.recalibrate_batch_norm(states, batches, eval_keys(config)["recalibrate"])
 
 
 # --- Batched model calls ---------------------------------------------------------------------
@@ -348,6 +380,7 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
 
   judge_model = _load_judge_for(config, states, judge_path, unavailable)  # Fail fast.
   real_images, real_labels = real_eval_data(config)
+  states = recalibrated(config, states)
   results: dict[str, Any] = {
       "step": int(step), "dataset": config.dataset, "condition": spec.condition,
       "prior": spec.prior, "num_samples": num_samples, "num_real": int(len(real_labels)),
@@ -365,6 +398,10 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
   reconstructions = batched_apply(lambda st, x: lpaae_jax.reconstruct(st, x), states,
                                   real_images, batch_size)
   results["reconstruction_mse"] = float(np.mean(np.square(reconstructions - real_images)))
+  results["mean_image_mse"] = float(np.mean(np.square(real_images - real_images.mean(axis=0))))
+  if judge_model is not None:
+    results["reconstruction_judge_accuracy"] = float(np.mean(
+        judge.judge_predict(judge_model, reconstructions) == real_labels))
 
   keys = eval_keys(config)
   paths = {name: os.path.join(out_dir, file) for name, file in FIGURE_FILES.items()}

@@ -1,15 +1,20 @@
 """Eval-mode use of trained states: sampling from the prior, encoding, reconstructing.
 
 All run in inference mode (running BatchNorm averages) and are jit-compiled once per
-(model, shape).
+(model, shape). `recalibrate_batch_norm` replaces the running averages by the exact
+statistics of the final networks ("precise BN"), which `lpaae_jax.evaluate` does first.
 """
+
+import dataclasses
+from typing import Any, Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lpaae_jax.states import States
-from lpaae_jax.train_steps import apply_eval, prior_codes_eval
+from lpaae_jax.train_steps import (apply_eval, prior_codes_eval, prior_input_vector,
+                                   sample_prior_inputs)
 
 
 @jax.jit
@@ -73,3 +78,58 @@ def encode(states: States, images) -> jax.Array:
 def reconstruct(states: States, images) -> jax.Array:
   """dec(enc(x)) of images in [-1, 1]."""
   return _reconstruct(states, _check_images(states, images))
+
+
+# ------------------------------------------------------------------------ precise BatchNorm
+
+
+def _batch_statistics(module, state, inputs):
+  """(outputs, this batch's BatchNorm mean/var): a training-mode pass of `module` built
+  with momentum 0, whose "running averages" after one update are the batch statistics."""
+  outputs, updates = module.apply({"params": state.params, "batch_stats": state.batch_stats},
+                                  inputs, train=True, mutable=["batch_stats"])
+  return outputs, updates["batch_stats"]
+
+
+@jax.jit
+def _inference_networks_statistics(states: States, batch: dict[str, Any], key):
+  """The BatchNorm statistics of one training batch for every network inference uses:
+  encoder (real images), code generator (prior inputs) and decoder (the mean over its two
+  inputs in training: encoder codes and prior codes)."""
+  spec = states.spec
+  exact = dataclasses.replace(spec, bn_momentum=0.0)  # same networks, momentum 0
+  images = batch["image"].astype(jnp.float32)
+  codes, encoder_stats = _batch_statistics(exact.encoder(), states.encoder, images)
+  noise, s = sample_prior_inputs(spec, key, images.shape[0], batch.get("label"))
+  prior_codes = prior_input_vector(spec, noise, s)
+  stats = {"encoder": encoder_stats}
+  if states.code_generator is not None:
+    prior_codes, stats["code_generator"] = _batch_statistics(
+        exact.code_generator(), states.code_generator, prior_codes)
+  _, from_codes = _batch_statistics(exact.decoder(), states.decoder, codes)
+  _, from_prior = _batch_statistics(exact.decoder(), states.decoder, prior_codes)
+  stats["decoder"] = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, from_codes, from_prior)
+  return stats
+
+
+def recalibrate_batch_norm(states: States, batches: Iterable[dict[str, Any]], key) -> States:
+  """States whose encoder, code generator and decoder running BatchNorm averages are the
+  mean batch statistics of the *final* networks over `batches` (training batches
+  {"image", "label"}, batch statistics as in training); parameters are unchanged.
+
+  During training a running average trails the parameters; in short runs the encoder's
+  trails far enough to shift its inference-mode codes by several standard deviations
+  (experiments/fidelity). The image discriminator is left as it is (inference never uses
+  it). `key` draws the prior inputs of the code generator and decoder passes.
+  """
+  totals, count = None, 0
+  for index, batch in enumerate(batches):
+    batch = {name: jnp.asarray(value) for name, value in batch.items()}
+    stats = _inference_networks_statistics(states, batch, jax.random.fold_in(key, index))
+    totals = stats if totals is None else jax.tree_util.tree_map(jnp.add, totals, stats)
+    count += 1
+  if not count:
+    raise ValueError("recalibrate_batch_norm needs at least one batch.")
+  means = jax.tree_util.tree_map(lambda total: total / count, totals)
+  return states.replace(**{name: getattr(states, name).replace(batch_stats=stats)
+                           for name, stats in means.items()})

@@ -1,8 +1,8 @@
 """Input pipeline: tfds datasets (mnist, cifar10, svhn_cropped) as 32x32 images in [-1, 1].
 
 Preprocessing: uint8 -> float32 in [-1, 1] (x / 127.5 - 1); MNIST (28x28x1) is then
-zero-padded to 32x32, so its border is 0.0 in [-1, 1] units (mid-gray), as SPEC says
-("zero-padded 28->32 after scaling to [-1, 1]"). Labels are int32.
+padded to 32x32 with its black background, -1 in [-1, 1] (DESIGN §1), so the frame looks
+like the rest of the background. Labels are int32.
 
 Training batches are a pure function of (seed, step), which makes the iterator
 deterministic and resumable in O(1) from any step:
@@ -145,7 +145,7 @@ def _to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def preprocess_images(images: tf.Tensor, image_size: int = IMAGE_SIZE) -> tf.Tensor:
-  """uint8 (..., H, W, C) -> float32 in [-1, 1], zero-padded (after scaling) to image_size."""
+  """uint8 (..., H, W, C) -> float32 in [-1, 1], padded to image_size with black (-1)."""
   height, width = images.shape[-3], images.shape[-2]
   pad_h, pad_w = image_size - height, image_size - width
   if pad_h < 0 or pad_w < 0 or pad_h % 2 or pad_w % 2:
@@ -155,7 +155,7 @@ def preprocess_images(images: tf.Tensor, image_size: int = IMAGE_SIZE) -> tf.Ten
   if pad_h or pad_w:
     paddings = [[0, 0]] * (images.shape.rank - 3) + [
         [pad_h // 2, pad_h // 2], [pad_w // 2, pad_w // 2], [0, 0]]
-    images = tf.pad(images, paddings)  # constant 0.0: mid-gray in [-1, 1]
+    images = tf.pad(images, paddings, constant_values=-1.0)  # black, as MNIST's background
   return images
 
 

@@ -1,4 +1,4 @@
-"""The loss terms of SPEC §3 as small pure functions on logits (numerically stable).
+"""The loss terms of DESIGN §3 as small pure functions on logits (numerically stable).
 
 All return float32 scalars averaged over the batch.
 """

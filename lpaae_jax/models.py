@@ -1,4 +1,4 @@
-"""The five networks of SPEC §1, one definition each for every dataset.
+"""The five networks of DESIGN §1, one definition each for every dataset.
 
 Image size, channels, width multiplier and code/noise dims are module fields, so MNIST,
 CIFAR-10 and SVHN build the same classes with different numbers. Parameters are float32;
@@ -19,7 +19,7 @@ from lpaae_jax import conv as conv_lib
 
 Dtype = Any
 
-# The decoder starts from, and the encoder ends at, a 4x4 feature map (SPEC §1).
+# The decoder starts from, and the encoder ends at, a 4x4 feature map (DESIGN §1).
 BASE_RESOLUTION = 4
 # Channel multiplier of each resolution level below the input, capped as in the paper's 8w.
 MAX_WIDTH_MULTIPLIER = 8
@@ -92,7 +92,7 @@ class ResBlock(nn.Module):
   """conv3x3 -> ReLU -> conv3x3, plus a skip, ReLU after the sum (no normalisation).
 
   `resample="down"` makes the first conv 3x3 stride 2 (encoder); `"up"` makes it a 4x4
-  stride-2 transposed conv (decoder), the same function as SPEC §1's, computed as sub-pixel
+  stride-2 transposed conv (decoder), the same function as DESIGN §1's, computed as sub-pixel
   convolutions by `SubPixelConvTranspose` because XLA:CPU's transposed conv is slow (its
   parameters keep the name `ConvTranspose_0`). When resolution or channels change, the skip
   is a learned 1x1 projection after average-pooling / nearest upsampling (ours).
@@ -162,7 +162,7 @@ class Decoder(nn.Module):
   def __call__(self, z, train: bool):
     levels = num_resolution_levels(self.image_size)
     base_width = level_width(self.width, levels)
-    # A 4x4 transposed conv on a 1x1 input (SPEC §1) is exactly a dense layer to 4*4*8w.
+    # A 4x4 transposed conv on a 1x1 input (DESIGN §1) is exactly a dense layer to 4*4*8w.
     x = nn.Dense(BASE_RESOLUTION * BASE_RESOLUTION * base_width, dtype=self.dtype,
                  param_dtype=jnp.float32)(z.astype(self.dtype))
     x = x.reshape(z.shape[0], BASE_RESOLUTION, BASE_RESOLUTION, base_width)
@@ -194,8 +194,10 @@ class CodeGenerator(nn.Module):
 class ImageDiscriminator(nn.Module):
   """D_I with the InfoGAN Q head.
 
-  Returns (real/fake logit (B,), Q logits (B, num_classes), feature layer F (B, 4, 4, 4w)).
-  F is the learned similarity metric of the reconstruction loss.
+  Returns (real/fake logit (B,), Q logits (B, num_classes), features): `features` holds
+  the output of each of the three conv layers, (B, 16, 16, w), (B, 8, 8, 2w) and the
+  feature layer F of DESIGN §1, (B, 4, 4, 4w), for the learned similarity metric
+  (`loss.feature_layers` chooses which of them the reconstruction loss compares).
   """
   width: int
   num_classes: int
@@ -208,19 +210,21 @@ class ImageDiscriminator(nn.Module):
     conv = lambda f: Conv(f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
                           param_dtype=jnp.float32)
     x = x.astype(self.dtype)
-    x = nn.leaky_relu(conv(self.width)(x), LEAKY_SLOPE)
-    x = nn.leaky_relu(_batch_norm(train, self.bn_momentum, self.dtype)(conv(2 * self.width)(x)),
-                      LEAKY_SLOPE)
-    features = nn.leaky_relu(
-        _batch_norm(train, self.bn_momentum, self.dtype)(conv(4 * self.width)(x)), LEAKY_SLOPE)
-    h = features.reshape(features.shape[0], -1)
+    layer1 = nn.leaky_relu(conv(self.width)(x), LEAKY_SLOPE)
+    layer2 = nn.leaky_relu(
+        _batch_norm(train, self.bn_momentum, self.dtype)(conv(2 * self.width)(layer1)),
+        LEAKY_SLOPE)
+    layer3 = nn.leaky_relu(
+        _batch_norm(train, self.bn_momentum, self.dtype)(conv(4 * self.width)(layer2)),
+        LEAKY_SLOPE)
+    h = layer3.reshape(layer3.shape[0], -1)
     h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32)(h),
                       LEAKY_SLOPE)
     logit = nn.Dense(1, dtype=self.dtype, param_dtype=jnp.float32, name="D")(h)[:, 0]
     q_logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
                         name="Q")(h)
-    return (logit.astype(jnp.float32), q_logits.astype(jnp.float32),
-            features.astype(jnp.float32))
+    features = tuple(f.astype(jnp.float32) for f in (layer1, layer2, layer3))
+    return logit.astype(jnp.float32), q_logits.astype(jnp.float32), features
 
 
 class CodeDiscriminator(nn.Module):

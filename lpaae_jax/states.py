@@ -3,7 +3,7 @@
 The autoencoder is two TrainStates, `encoder` and `decoder`, each with its own Adam: the
 decoder is updated in both phases while the encoder is fixed in the prior-improvement
 phase, and one Adam over both would move the fixed encoder by its stale moments
-(SPEC §3 invariants). With the fixed prior there is no code generator (`None`).
+(DESIGN §3 invariants). With the fixed prior there is no code generator (`None`).
 """
 
 import dataclasses
@@ -44,6 +44,7 @@ class ModelSpec:
   disc_hidden: int = 1000
   code_disc_hidden: tuple[int, ...] = (1000, 500, 200)
   bn_momentum: float = 0.9
+  label_tie: str = "none"
   compute_dtype: str = "float32"
 
   @classmethod
@@ -55,7 +56,10 @@ class ModelSpec:
                noise_dim=model.noise_dim, num_classes=model.num_classes,
                disc_hidden=model.disc_hidden,
                code_disc_hidden=tuple(model.code_disc_hidden),
-               bn_momentum=model.bn_momentum, compute_dtype=config.compute_dtype)
+               bn_momentum=model.bn_momentum,
+               # The tie only exists in the supervised setting (the others have no labels).
+               label_tie=model.label_tie if model.condition == "supervised" else "none",
+               compute_dtype=config.compute_dtype)
 
   @property
   def conditional(self) -> bool:
@@ -66,8 +70,23 @@ class ModelSpec:
     return self.prior == "learned"
 
   @property
+  def label_conditioned_code_discriminator(self) -> bool:
+    """Supervised with the code tie: D_C judges [code; one-hot label] (DESIGN §2 (a))."""
+    return self.condition == "supervised" and self.label_tie in ("code_discriminator", "both")
+
+  @property
+  def q_on_real_images(self) -> bool:
+    """Supervised with the Q tie: Q also learns the labels of real images (DESIGN §2 (b))."""
+    return self.condition == "supervised" and self.label_tie in ("q_real", "both")
+
+  @property
+  def code_discriminator_input_size(self) -> int:
+    return self.code_dim + (self.num_classes if self.label_conditioned_code_discriminator
+                            else 0)
+
+  @property
   def noise_size(self) -> int:
-    """Dimension of the noise z of the prior (SPEC §2)."""
+    """Dimension of the noise z of the prior (DESIGN §2)."""
     if self.learned_prior:
       return self.noise_dim
     return self.code_dim - self.num_classes if self.conditional else self.code_dim
@@ -141,6 +160,7 @@ def init_states(spec: ModelSpec, tx: optax.GradientTransformation, key) -> State
                    "code_generator"), jax.random.split(key, 5)))
   images = jnp.zeros((1,) + spec.image_shape, jnp.float32)
   codes = jnp.zeros((1, spec.code_dim), jnp.float32)
+  code_disc_inputs = jnp.zeros((1, spec.code_discriminator_input_size), jnp.float32)
   code_generator = None
   if spec.learned_prior:
     cg_inputs = jnp.zeros((1, spec.noise_dim + (spec.num_classes if spec.conditional else 0)))
@@ -151,7 +171,7 @@ def init_states(spec: ModelSpec, tx: optax.GradientTransformation, key) -> State
       image_discriminator=_init_state(spec.image_discriminator(), keys["image_discriminator"],
                                       images, tx),
       code_discriminator=_init_state(spec.code_discriminator(), keys["code_discriminator"],
-                                     codes, tx),
+                                     code_disc_inputs, tx),
       code_generator=code_generator,
       spec=spec)
 

@@ -24,6 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
+from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import figures
@@ -190,10 +191,15 @@ class _TerminationRequest:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def write_image_summaries(writer, step: int, states, grid_key, eval_images, config) -> None:
+def write_image_summaries(writer, step: int, states, grid_key, eval_images, config,
+                          recalibration_batches=()) -> None:
+  """Sample grid, reconstruction pairs and their pixel MSE, with the BatchNorm statistics
+  evaluation uses (recalibrated on `recalibration_batches` when given)."""
+  if recalibration_batches:
+    states = evaluate.recalibrated(config, states, recalibration_batches)
   samples = figures.figure3_grid(states, grid_key, rows=config.num_grid_rows)
-  pairs = figures.reconstruction_pairs(states, eval_images)
   reconstructions = np.asarray(lpaae_jax.reconstruct(states, eval_images))
+  pairs = figures.reconstruction_pairs(states, eval_images, reconstructions=reconstructions)
   writer.write_images(step, {"samples": samples[None], "reconstructions": pairs[None]})
   writer.write_scalars(step, {
       "eval/pixel_rec_mse": float(np.mean((reconstructions - eval_images)**2))})
@@ -237,6 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
                                                     end_step=config.num_train_steps)
   eval_images, _ = input_pipeline.load_split_arrays(config, config.eval_split,
                                                     num=config.num_reconstructions)
+  recalibration_batches = evaluate.recalibration_batches(config)
   hooks = []
   if jax.process_index() == 0:
     hooks.append(periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
@@ -278,7 +285,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
           writer.write_scalars(done, summary)
           pending, pending_start, interval_start = [], done, time.perf_counter()
         if last or done % config.eval_every_steps == 0:
-          write_image_summaries(writer, done, states, grid_key, eval_images, config)
+          write_image_summaries(writer, done, states, grid_key, eval_images, config,
+                                recalibration_batches)
         if save_now:
           if not _all_finite(states):  # never let a NaN parameter become the latest checkpoint
             raise NonFiniteLossError(f"Non-finite parameters after step {done}; the latest "
@@ -294,7 +302,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
     writer.flush()
   trained = start_step < config.num_train_steps and not termination.requested
   if config.eval.full_eval_at_end and trained:
-    from lpaae_jax import evaluate  # pylint: disable=g-import-not-at-top  # heavy, optional
     evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"), writer=writer,
                              step=config.num_train_steps)
   return states

@@ -70,3 +70,15 @@ def real_data_dir() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def inception_dir() -> pathlib.Path:
   return _env_dir("LPAAE_INCEPTION_DIR", "inception weights")
+
+
+@pytest.fixture(scope="session")
+def trained_judge_dir(real_data_dir, tmp_path_factory):
+  """A small MNIST judge (150 steps, about 0.9 test accuracy), shared by the session."""
+  from lpaae_jax.evaluation import judge  # pylint: disable=g-import-not-at-top
+  config = tiny_config("supervised", data_dir=str(real_data_dir), download=False)
+  params, info = judge.train_judge(config, num_steps=150, batch_size=32, num_test=2000,
+                                   log_every=0)
+  out_dir = str(tmp_path_factory.mktemp("judge"))
+  judge.save_judge(out_dir, params, info)
+  return out_dir

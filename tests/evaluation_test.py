@@ -198,15 +198,6 @@ def _mnist_config(real_data_dir, **overrides):
                      **overrides)
 
 
-@pytest.fixture(scope="module")
-def trained_judge_dir(real_data_dir, tmp_path_factory):
-  params, info = judge.train_judge(_mnist_config(real_data_dir), num_steps=150, batch_size=32,
-                                   num_test=2000, log_every=0)
-  out_dir = str(tmp_path_factory.mktemp("judge"))
-  judge.save_judge(out_dir, params, info)
-  return out_dir
-
-
 def test_judge_learns_mnist_and_round_trips(trained_judge_dir, real_data_dir):
   with open(os.path.join(trained_judge_dir, judge.JSON_NAME)) as info_file:
     info = json.load(info_file)
@@ -319,6 +310,10 @@ def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_di
   assert len(written["conditional_accuracy_per_class"]) == 10
   assert 0.0 <= written["kmeans_accuracy"] <= 1.0 and 0.0 <= written["kmeans_nmi"] <= 1.0
   assert written["reconstruction_mse"] > 0 and written["num_nonfinite_samples"] == 0
+  assert 0.0 <= written["reconstruction_judge_accuracy"] <= 1.0
+  images = evaluate.real_eval_data(config)[0]
+  assert written["mean_image_mse"] == pytest.approx(
+      float(np.mean((images - images.mean(axis=0))**2)), rel=1e-5)
   assert written["judge_test_accuracy"] > 0.8
   assert np.isfinite(written["judge_fid"]) and written["judge_fid"] > 0
   assert os.path.isfile(written["fid_reference_stats"])

@@ -83,10 +83,11 @@ def test_real_train_batch(dataset):
   assert images.min() == -1.0 and images.max() == 1.0
   assert len(np.unique(batch["label"])) > 5
   if dataset == "mnist":
-    # Zero padding after scaling: a 2-pixel border of 0.0 (mid-gray), black inside.
+    # Padded with the background (DESIGN §1): a 2-pixel border of -1 (black), like the
+    # digit's own background.
     border = np.ones((32, 32), bool)
     border[2:30, 2:30] = False
-    assert np.all(images[:, border] == 0.0)
+    assert np.all(images[:, border] == -1.0)
     assert np.mean(images[:, 2:30, 2:30] == -1.0) > 0.5
 
 

@@ -1,4 +1,4 @@
-"""Shapes, dtypes and parameter counts of every network (SPEC §1)."""
+"""Shapes, dtypes and parameter counts of every network (DESIGN §1)."""
 
 import jax
 import jax.numpy as jnp
@@ -40,9 +40,10 @@ def test_network_shapes_and_dtypes(channels):
   assert decoded.shape == (3, 32, 32, channels) and decoded.dtype == jnp.float32
   assert generated.shape == (3, 16)
   assert logit.shape == (3,) and q_logits.shape == (3, 10)
-  assert features.shape == (3, 4, 4, 16)  # feature layer F: 4x4x4w
+  # The three conv layers; the last is the feature layer F: 4x4x4w.
+  assert [f.shape for f in features] == [(3, 16, 16, 4), (3, 8, 8, 8), (3, 4, 4, 16)]
   assert code_logit.shape == (3,)
-  for out in (encoded, generated, logit, q_logits, features, code_logit):
+  for out in (encoded, generated, logit, q_logits, *features, code_logit):
     assert out.dtype == jnp.float32
 
 
@@ -76,11 +77,20 @@ def test_full_width_cifar10_parameter_counts(capsys):
     for name, count in counts.items():
       print(f"  {name:22s} {count:>12,d}")
     print(f"  {'total':22s} {sum(counts.values()):>12,d}")
-  # D_C: 64*1000+1000 + 1000*500+500 + 500*200+200 + 200+1 (closed form of SPEC's MLP).
+  # D_C: 64*1000+1000 + 1000*500+500 + 500*200+200 + 200+1 (closed form of DESIGN's MLP).
   assert counts["code_discriminator"] == 64 * 1000 + 1000 + 1000 * 500 + 500 + 500 * 200 + 200 + 201
   # CG: Dense(64->128) + BN(128) + Dense(128->64) + BN(64).
   assert counts["code_generator"] == 64 * 128 + 128 + 2 * 128 + 128 * 64 + 64 + 2 * 64
   assert counts["encoder"] > 1_000_000 and counts["decoder"] > 1_000_000
+
+  # Supervised with the code tie, D_C judges [code; one-hot label]: 10 more inputs.
+  supervised = cifar10.get_config("supervised")
+  supervised.model.label_tie = "code_discriminator"
+  supervised_states = jax.eval_shape(
+      lambda key: init_states(ModelSpec.from_config(supervised), make_optimizer(supervised),
+                              key), jax.random.key(0))
+  first_layer = supervised_states.code_discriminator.params["Dense_0"]["kernel"]
+  assert first_layer.shape == (64 + 10, 1000)
 
 
 @pytest.mark.parametrize("size", [4, 8])

@@ -170,7 +170,7 @@ _MESH_SCRIPT = textwrap.dedent(f"""
 
 
 def test_eight_device_mesh_matches_one_device():
-  """SPEC: BatchNorm statistics are over the global batch, as on one device.
+  """BatchNorm statistics are over the global batch, as on one device.
 
   Not bit-exact: under the mesh the batch reductions (BatchNorm moments, loss means,
   gradient sums over the batch) are split into per-device partial sums combined by an
@@ -186,7 +186,7 @@ def test_eight_device_mesh_matches_one_device():
   measured = json.loads(result.stdout.strip().splitlines()[-1])
   print(f"\n8-device vs 1-device after {ITERATIONS} iterations: {measured}")
   first, *later = measured["metrics_rel_by_step"]
-  # SPEC's global-batch BatchNorm: identical first-step losses (per-device: ~1e-2 off).
+  # Global-batch BatchNorm: identical first-step losses (per-device: ~1e-2 off).
   assert first <= FIRST_STEP_LOSS_RTOL, measured
   assert max(later) <= LATER_STEP_LOSS_RTOL, measured
   assert measured["batch_stats_max_abs"] <= BATCH_STATS_ATOL, measured

@@ -14,7 +14,7 @@ from tests.conftest import VARIANTS, compiled_steps, tiny_config
 
 NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
             "code_generator")
-# SPEC §3: what each phase updates; every other network must stay bit-identical.
+# DESIGN §3: what each phase updates; every other network must stay bit-identical.
 UPDATED = {
     "aae": {"encoder", "decoder", "code_discriminator"},
     "prior": {"image_discriminator", "decoder", "code_generator"},
@@ -38,10 +38,23 @@ def leaves_equal(a, b) -> bool:
   return tree_a == tree_b and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
 
 
-@pytest.mark.parametrize("condition,prior", VARIANTS)
-def test_each_phase_updates_exactly_its_networks(condition, prior):
-  config = tiny_config(condition, prior)
-  aae_step, prior_step = compiled_steps(condition, prior)
+# Every value of the fields that change what a step computes, beside the defaults
+# (label tie "both", batch statistics for fixed networks, all three feature layers).
+FIELD_CASES = [
+    ("supervised", "learned", {"model.label_tie": "none"}),
+    ("supervised", "fixed", {"model.label_tie": "code_discriminator",
+                             "model.fixed_batch_norm": "running"}),
+    ("supervised", "learned", {"model.label_tie": "q_real", "loss.feature_layers": (3,),
+                               "loss.pixel_rec_weight": 1.0}),
+    ("unsupervised", "learned", {"model.fixed_batch_norm": "running"}),
+]
+
+
+@pytest.mark.parametrize("condition,prior,overrides",
+                         [(c, p, {}) for c, p in VARIANTS] + FIELD_CASES)
+def test_each_phase_updates_exactly_its_networks(condition, prior, overrides):
+  config = tiny_config(condition, prior, **overrides)
+  aae_step, prior_step = compiled_steps(condition, prior, **overrides)
   states = lpaae_jax.create_states(config, jax.random.key(0))
   assert (states.code_generator is None) == (prior == "fixed")
   batch = random_batch()
@@ -71,6 +84,8 @@ def test_each_phase_updates_exactly_its_networks(condition, prior):
       for key, value in metrics.items():
         assert np.isfinite(float(value)), f"{phase} metric {key} = {value}"
       assert ("prior/q_accuracy" in metrics) == (phase == "prior" and condition != "none")
+      q_real = condition == "supervised" and config.model.label_tie in ("q_real", "both")
+      assert ("prior/q_real_accuracy" in metrics) == (phase == "prior" and q_real)
 
 
 def test_same_key_and_batch_give_bit_identical_states():
@@ -128,6 +143,13 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("model.prior", "gaussian", "model.prior='gaussian'.*learned, fixed"),
     ("loss.gan_loss", "hinge", "loss.gan_loss='hinge'.*non_saturating, minimax"),
     ("optim.learning_rate", -1.0, "optim.learning_rate"),
+    ("model.label_tie", "labels", "model.label_tie='labels'.*none, code_discriminator, q_real, both"),
+    ("model.fixed_batch_norm", "frozen", "model.fixed_batch_norm='frozen'.*batch, running"),
+    ("loss.feature_layers", (4,), r"loss.feature_layers=\(4,\).*1, 2, 3"),
+    ("loss.feature_layers", (), r"loss.feature_layers=\(\).*non-empty"),
+    ("loss.feature_layers", (3, 3), r"loss.feature_layers=\(3, 3\).*distinct"),
+    ("loss.adv_rec_weight", -0.5, "loss.adv_rec_weight=-0.5.*>= 0"),
+    ("loss.adv_noise_weight", float("nan"), "loss.adv_noise_weight=nan.*finite"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):
@@ -181,7 +203,7 @@ def test_overfit_sixteen_real_digits(real_data_dir):
 
   def feature_loss(autoencoder_states):
     reconstructions = lpaae_jax.reconstruct(autoencoder_states, batch["image"])
-    features = lambda x: apply_eval(states.image_discriminator, x)[2]
+    features = lambda x: apply_eval(states.image_discriminator, x)[2][-1]
     return float(losses.feature_reconstruction_loss(features(batch["image"]),
                                                     features(reconstructions)))
 

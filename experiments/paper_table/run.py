@@ -1,4 +1,4 @@
-r"""The paper's Inception-Score table: six CIFAR-10 runs, learned vs. fixed prior (SPEC §5).
+r"""The paper's Inception-Score table: six CIFAR-10 runs, learned vs. fixed prior (DESIGN §5).
 
   python -m experiments.paper_table.run --workdir=runs/paper_table \
       [--config=configs/cifar10.py] [--config.num_train_steps=...] [--judge=judges/cifar10] \
@@ -38,7 +38,7 @@ from experiments import run_utils
 from lpaae_jax import config_validation
 from lpaae_jax import file_utils
 
-# SPEC §5: Inception Score on CIFAR-10 (proposed = learned prior, baseline = fixed prior).
+# DESIGN §5: Inception Score on CIFAR-10 (proposed = learned prior, baseline = fixed prior).
 PAPER_INCEPTION_SCORE = {
     ("none", "learned"): 7.31, ("none", "fixed"): 6.37,
     ("supervised", "learned"): 6.52, ("supervised", "fixed"): 6.20,

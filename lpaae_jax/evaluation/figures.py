@@ -113,13 +113,17 @@ def figure3_grid(states: States, noise_key, rows: int = 10,
 
 
 def reconstruction_pairs(states: States, images, path: Optional[str] = None,
-                         pairs_per_row: Optional[int] = None) -> np.ndarray:
+                         pairs_per_row: Optional[int] = None,
+                         reconstructions=None) -> np.ndarray:
   """Real image and its reconstruction dec(enc(x)) side by side, `pairs_per_row` pairs a row.
 
-  images: (N, 32, 32, C) in [-1, 1]. Returns the uint8 grid; writes a PNG to `path` if given.
+  images: (N, 32, 32, C) in [-1, 1]; `reconstructions` of them when already computed.
+  Returns the uint8 grid; writes a PNG to `path` if given.
   """
   images = np.asarray(images, np.float32)
-  reconstructions = np.asarray(lpaae_jax.reconstruct(states, images))
+  if reconstructions is None:
+    reconstructions = lpaae_jax.reconstruct(states, images)
+  reconstructions = np.asarray(reconstructions)
   pairs = np.stack([images, reconstructions], axis=1).reshape(-1, *images.shape[1:])
   pairs_per_row = pairs_per_row or min(len(images), 8)
   return _maybe_save(image_grid(pairs, 2 * pairs_per_row), path)

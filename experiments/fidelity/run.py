@@ -1,0 +1,213 @@
+r"""Fidelity ablations on real MNIST (issue: label-ordered grids, faithful reconstructions).
+
+  LPAAE_DATA_DIR=../shared/tfds python -m experiments.fidelity.run \
+      --workdir=runs/fidelity --results=experiments/fidelity/results \
+      --variants=baseline,tie_both [--steps=1500] [--seeds=0]
+
+Each variant is configs/mnist.py:<setting> at CPU scale (--width, --steps; nothing else
+changed) plus the variant's overrides (`VARIANTS` below: what a variant changes, and
+why it was tried). Every run is trained by the library's own loop and evaluated by
+`lpaae_jax.evaluate.evaluate_states` with a judge classifier of real MNIST: conditional
+accuracy (supervised), Hungarian cluster accuracy (unsupervised), judge accuracy and pixel
+MSE of reconstructions of real test digits (against the mean-image baseline), judge-feature
+FID, k-means accuracy/NMI of encoder codes. Runs live in --workdir/<variant>_seed<k>;
+finished ones are read back, interrupted ones resume (experiments/run_utils.py), so the
+same command finishes an interrupted ablation. results.md/results.json in --results hold
+every variant run so far (the union over invocations), with each run's grid and
+reconstructions copied beside them.
+"""
+
+import json
+import os
+import platform
+import shutil
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+
+from configs import mnist
+from experiments import run_utils
+from experiments.mnist_cpu_study import run as study
+from lpaae_jax import config_validation
+from lpaae_jax import evaluate
+from lpaae_jax import file_utils
+
+# name -> (setting, overrides, why). Overrides are dotted config fields, relative to the
+# current configs/default.py (so a row reads "the defaults, except ...").
+_LAYER_3 = {"loss.feature_layers": (3,)}  # DESIGN's feature layer F alone
+_BEFORE = {"loss.adv_code_weight": 1.0, **_LAYER_3}  # the loss weights before this work
+VARIANTS = {
+    "sup_before": ("supervised", {**_BEFORE, "model.label_tie": "none",
+                                  "model.fixed_batch_norm": "running",
+                                  "eval.recalibrate_bn_batches": 0},
+                   "the model before the fidelity work (but padded with -1)"),
+    "sup_adv_code_1_layer_3": ("supervised", _BEFORE,
+                               "the loss weights before this work, with the label tie and "
+                               "batch statistics for fixed networks"),
+    "sup_adv_code_1_layer_3_rec_10": ("supervised", {**_BEFORE, "loss.rec_weight_decoder": 10.0},
+                                      "is the decoder's L_rec outweighed by its adversarial "
+                                      "terms?"),
+    "sup_layer_3": ("supervised", _LAYER_3,
+                    "is the code adversary overpowering the encoder's L_rec (weight 0.1)?"),
+    "sup_adv_code_0.01_layer_3": ("supervised", {**_LAYER_3, "loss.adv_code_weight": 0.01},
+                                  "how far can the code adversary be weakened?"),
+    "sup_layer_3_adv_rec_0.1": ("supervised", {**_LAYER_3, "loss.adv_rec_weight": 0.1},
+                                "does the realism pressure on dec(enc(x)) cost identity?"),
+    "sup_layer_3_pixel_1": ("supervised", {**_LAYER_3, "loss.pixel_rec_weight": 1.0},
+                            "does a pixel term keep the digit's identity?"),
+    "sup_defaults": ("supervised", {}, "the defaults: all three D_I layers in L_rec"),
+    "sup_tie_none": ("supervised", {"model.label_tie": "none"},
+                     "without a label tie (Algorithm 1 as transcribed)"),
+    "sup_tie_code_discriminator": ("supervised", {"model.label_tie": "code_discriminator"},
+                                   "the label-conditioned code discriminator alone"),
+    "sup_tie_q_real": ("supervised", {"model.label_tie": "q_real"},
+                       "Q trained on real labels alone"),
+    "sup_fixed_bn_running": ("supervised", {"model.fixed_batch_norm": "running"},
+                             "fixed networks normalise with their running averages"),
+    "sup_lr_4e-4": ("supervised", {"optim.learning_rate": 4e-4},
+                    "does twice the learning rate learn the same in fewer iterations?"),
+    "sup_fixed_prior": ("supervised,fixed", {}, "the defaults, fixed prior (the baseline)"),
+    "unsup_defaults": ("unsupervised", {}, "the defaults, unsupervised"),
+    "unsup_adv_code_1": ("unsupervised", {"loss.adv_code_weight": 1.0},
+                         "does a tighter match of encoder codes to the CG's mixture cluster "
+                         "the data (the AAE's clustering mechanism)?"),
+    "unsup_info_3": ("unsupervised", {"loss.info_weight": 3.0},
+                     "does a stronger info term make s take the most salient factor, the "
+                     "class?"),
+    "none_defaults": ("none", {}, "the defaults, image generation"),
+}
+
+COLUMNS = (
+    ("conditional_accuracy", "cond. acc.", 3),
+    ("cluster_accuracy", "cluster acc.", 3),
+    ("reconstruction_judge_accuracy", "rec. judge acc.", 3),
+    ("reconstruction_mse", "rec. MSE", 3),
+    ("mean_image_mse", "mean-image MSE", 3),
+    ("judge_fid", "judge FID", 1),
+    ("kmeans_accuracy", "k-means acc.", 3),
+    ("kmeans_nmi", "k-means NMI", 3),
+)
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("workdir", "runs/fidelity", "Runs and the judge.")
+  flags.DEFINE_string("results", "experiments/fidelity/results", "results.md/json, PNGs.")
+  flags.DEFINE_list("variants", None, f"Variants to run, from: {', '.join(VARIANTS)}.")
+  flags.DEFINE_list("seeds", ["0"], "Seeds of every variant.")
+  flags.DEFINE_integer("steps", 1500, "Training iterations per run.")
+  flags.DEFINE_integer("width", 8, "model.width (paper: 64).")
+  flags.DEFINE_integer("num_samples", 2000, "Generated samples per evaluation.")
+  flags.DEFINE_integer("judge_steps", 2000, "Training steps of the judge classifier.")
+  flags.DEFINE_string("judge", None, "An existing MNIST judge (default: trained once into "
+                      "--workdir/judge).")
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
+  flags.mark_flags_as_required(["variants"])
+
+
+def variant_config(name: str, seed: int, *, steps: int, width: int, num_samples: int,
+                   judge_path: str, data_dir):
+  setting, overrides, _ = VARIANTS[name]
+  config = mnist.get_config(setting)
+  config.seed = seed
+  config.data_dir = data_dir
+  config.download = False
+  config.model.width = width
+  config.num_train_steps = steps
+  config.log_every_steps = min(100, steps)
+  config.eval_every_steps = min(500, steps)
+  config.checkpoint_every_steps = min(500, steps)
+  config.eval.num_samples = num_samples
+  config.eval.judge_path = judge_path
+  config.eval.use_inception = False  # the judge's features stand in for Inception on a CPU
+  for dotted, value in overrides.items():
+    node = config
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def _row(run: dict) -> str:
+  metrics = run["metrics"]
+  values = [("diverged" if run.get("diverged") else "–") if metrics.get(key) is None
+            else f"{metrics[key]:.{decimals}f}" for key, _, decimals in COLUMNS]
+  changes = ", ".join(f"`{k}={v}`" for k, v in run["overrides"].items()) or "defaults"
+  return (f"| {run['variant']} | {run['setting']} | {run['seed']} | {changes} | "
+          + " | ".join(values) + f" | {run.get('train_seconds', 0) / 60:.1f} |")
+
+
+def write_report(results_dir: str, judge_info: dict) -> None:
+  """results.md from every run recorded in results_dir/runs (all invocations so far)."""
+  runs_dir = os.path.join(results_dir, "runs")
+  runs = [run_utils.read_json(os.path.join(runs_dir, file))
+          for file in sorted(os.listdir(runs_dir)) if file.endswith(".json")]
+  header = ("| variant | setting | seed | changes | "
+            + " | ".join(h for _, h, _ in COLUMNS) + " | train min |")
+  lines = ["# Fidelity ablations (real MNIST, 2-core CPU)", "",
+           f"Judge test accuracy {judge_info['test_accuracy']:.4f}. Each row: "
+           "configs/mnist.py:<setting> at the section's width and iterations, plus its "
+           "changes; metrics from lpaae_jax.evaluate.evaluate_states (test split).", ""]
+  by_scale: dict[tuple[int, int], list[str]] = {}
+  for run in filter(None, runs):
+    by_scale.setdefault((run["width"], run["steps"]), []).append(_row(run))
+  for (width, steps), rows in sorted(by_scale.items()):
+    lines += [f"## width {width}, {steps} iterations", "", header,
+              "|---|---|---|---|" + "---|" * (len(COLUMNS) + 1), *rows, ""]
+  lines += ["## Variants", ""] + [f"* `{name}` ({setting}): {why}"
+                                  for name, (setting, _, why) in VARIANTS.items()]
+  file_utils.write_atomically(os.path.join(results_dir, "results.md"),
+                              lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  FLAGS = flags.FLAGS
+  unknown = set(FLAGS.variants) - set(VARIANTS)
+  if unknown:
+    raise app.UsageError(f"--variants: unknown {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(VARIANTS)}.")
+  seeds = [int(seed) for seed in FLAGS.seeds]
+  if FLAGS.judge:
+    judge_path, judge_info = FLAGS.judge, None  # read after training: it may still be training
+  else:
+    judge_path, judge_info = study.ensure_judge(os.path.join(FLAGS.workdir, "judge"),
+                                                FLAGS.judge_steps, FLAGS.data_dir)
+  settings = dict(steps=FLAGS.steps, width=FLAGS.width, num_samples=FLAGS.num_samples,
+                  judge_path=judge_path, data_dir=FLAGS.data_dir)
+  configs = {(name, seed): variant_config(name, seed, **settings)
+             for name in FLAGS.variants for seed in seeds}
+  for config in configs.values():  # every bad variant fails before any training
+    config_validation.validate_config(config)
+
+  runs_dir = os.path.join(FLAGS.results, "runs")
+  os.makedirs(runs_dir, exist_ok=True)
+  hardware = f"{platform.machine()} CPU, {os.cpu_count()} cores, jax {jax.__version__}"
+  for (name, seed), config in configs.items():
+    run_name = f"{name}_seed{seed}_w{FLAGS.width}_{FLAGS.steps}steps"
+    workdir = os.path.join(FLAGS.workdir, run_name)
+    start = time.time()
+    run = run_utils.run_once(config, workdir)
+    logging.info("%s done in %.1f min.", run_name, (time.time() - start) / 60)
+    for figure in ("samples_grid", "reconstructions", "tsne"):
+      source = os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure])
+      if os.path.isfile(source):
+        shutil.copyfile(source, os.path.join(FLAGS.results, f"{run_name}_{figure}.png"))
+    setting, overrides, why = VARIANTS[name]
+    # One file per run: parallel invocations never write the same file.
+    run_utils.write_json(os.path.join(runs_dir, run_name + ".json"), {
+        "variant": name, "seed": seed, "width": FLAGS.width, "steps": FLAGS.steps,
+        "setting": setting, "overrides": overrides, "why": why, "hardware": hardware, **run})
+    if judge_info is None:
+      with open(os.path.join(judge_path, "judge.json"), encoding="utf-8") as judge_file:
+        judge_info = json.load(judge_file)
+    write_report(FLAGS.results, judge_info)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)
