@@ -13,4 +13,8 @@ def get_config(variant=None):
   config.dataset = "mnist"
   config.model.channels = 1
   config.num_train_steps = 30_000
+  # ours: twice the default. Measured at width 8 (experiments/fidelity): supervised, 1500
+  # iterations at 4e-4 reached what 3000 at 2e-4 did (judge accuracy of s = j as digit j
+  # 0.95, of reconstructions 0.92), so a CPU budget goes twice as far.
+  config.optim.learning_rate = 4e-4
   return config

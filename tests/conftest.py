@@ -5,6 +5,7 @@ LPAAE_DATA_DIR (a TFDS data_dir with mnist and cifar10) and LPAAE_INCEPTION_DIR.
 that need them skip when unset, except under CI (env CI set), where they fail.
 """
 
+import gc
 import os
 import pathlib
 import sys
@@ -19,6 +20,7 @@ if str(ROOT) not in sys.path:
 
 from configs import test as test_config  # pylint: disable=g-import-not-at-top
 import lpaae_jax  # pylint: disable=g-import-not-at-top
+from lpaae_jax import train_steps  # pylint: disable=g-import-not-at-top
 
 # A persistent compilation cache for the session, shared with the training subprocesses of
 # the kill/resume tests (JAX_COMPILATION_CACHE_DIR), which then start without recompiling.
@@ -82,3 +84,18 @@ def trained_judge_dir(real_data_dir, tmp_path_factory):
   out_dir = str(tmp_path_factory.mktemp("judge"))
   judge.save_judge(out_dir, params, info)
   return out_dir
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_code():
+  """Frees every compiled executable after each test module.
+
+  Each XLA:CPU executable maps its kernels' code into the process; the whole suite in one
+  process compiled enough to pass the kernel's vm.max_map_count (65530 maps) and crash in
+  XLA's compiler. Executables the next module needs again come back from the persistent
+  compilation cache above."""
+  yield
+  for cached in (train_steps._jitted_steps, train_steps._jitted_multi_step):
+    cached.cache_clear()
+  jax.clear_caches()
+  gc.collect()

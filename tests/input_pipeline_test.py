@@ -124,7 +124,7 @@ def test_mock_data_with_download(dataset, tmp_path):
     assert_image_batch(batch, 16, CHANNELS[dataset])
   assert images.shape == (10, 32, 32, CHANNELS[dataset]) and labels.dtype == np.int32
   if dataset == "mnist":
-    assert np.all(images[:, :2] == 0.0) and np.all(batches[0]["image"][:, :, -2:] == 0.0)
+    assert np.all(images[:, :2] == -1.0) and np.all(batches[0]["image"][:, :, -2:] == -1.0)
 
 
 def _write_metadata(dataset: str, root: pathlib.Path) -> str:
@@ -177,7 +177,7 @@ def test_synthetic_images_match_labels_and_padding():
     assert_image_batch({"image": batch["image"], "label": batch["label"] % 10}, 16, 1)
     expected = batch["label"].astype(np.float32) / 127.5 - 1.0
     np.testing.assert_array_equal(batch["image"][:, 16, 16, 0], expected)
-    assert np.all(batch["image"][:, :2] == 0.0) and np.all(batch["image"][:, :, 30:] == 0.0)
+    assert np.all(batch["image"][:, :2] == -1.0) and np.all(batch["image"][:, :, 30:] == -1.0)
 
 
 @pytest.mark.parametrize("start_step", [1, 5, 6, 13])

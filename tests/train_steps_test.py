@@ -8,7 +8,7 @@ import pytest
 import lpaae_jax
 from lpaae_jax import config_validation
 from lpaae_jax import input_pipeline
-from lpaae_jax import losses
+from lpaae_jax import train_steps
 from lpaae_jax.train_steps import apply_eval
 from tests.conftest import VARIANTS, compiled_steps, tiny_config
 
@@ -185,7 +185,8 @@ def test_overfit_sixteen_real_digits(real_data_dir):
   feature reconstruction loss clearly.
 
   D_I's features change while it trains, so the loss is compared in one metric: the
-  final D_I's feature layer, for the initial and the final autoencoder. lr 1e-3 (5x the
+  final D_I's feature layers (loss.feature_layers), for the initial and the final
+  autoencoder. lr 1e-3 (5x the
   default) makes 200 iterations of this tiny model enough to see it.
   """
   overrides = {"optim.learning_rate": 1e-3}
@@ -201,11 +202,13 @@ def test_overfit_sixteen_real_digits(real_data_dir):
     states, _ = prior_step(states, batch, jax.random.fold_in(key, 1))
     assert np.isfinite(float(aae_metrics["aae/feature_rec_loss"])), step
 
+  hyperparams = train_steps.StepHyperparams.from_config(config)
+
   def feature_loss(autoencoder_states):
     reconstructions = lpaae_jax.reconstruct(autoencoder_states, batch["image"])
-    features = lambda x: apply_eval(states.image_discriminator, x)[2][-1]
-    return float(losses.feature_reconstruction_loss(features(batch["image"]),
-                                                    features(reconstructions)))
+    features = lambda x: apply_eval(states.image_discriminator, x)[2]
+    return float(train_steps.feature_reconstruction_loss(
+        hyperparams, features(batch["image"]), features(reconstructions)))
 
   initial = states.replace(encoder=initial.encoder, decoder=initial.decoder)
   before, after = feature_loss(initial), feature_loss(states)
@@ -213,5 +216,5 @@ def test_overfit_sixteen_real_digits(real_data_dir):
                                     batch["image"])**2))
   print(f"\nfeature rec loss (final D_I) {before:.4f} -> {after:.4f}; "
         f"pixel MSE {pixel(initial):.4f} -> {pixel(states):.4f}")
-  assert after < 0.6 * before
+  assert after < 0.7 * before  # measured 0.63 (summed over layers 1-3)
   assert pixel(states) < 0.6 * pixel(initial)

@@ -36,8 +36,11 @@ from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 
 # name -> (setting, overrides, why). Overrides are dotted config fields, relative to the
-# current configs/default.py (so a row reads "the defaults, except ...").
-_LAYER_3 = {"loss.feature_layers": (3,)}  # DESIGN's feature layer F alone
+# current configs/default.py and configs/mnist.py (so a row reads "the defaults, except
+# ..."). The ablations before configs/mnist.py's learning rate became 4e-4 pin the 2e-4
+# they ran at, so that rerunning one reproduces its recorded row.
+_LR_2E4 = {"optim.learning_rate": 2e-4}
+_LAYER_3 = {**_LR_2E4, "loss.feature_layers": (3,)}  # DESIGN's feature layer F alone
 _BEFORE = {"loss.adv_code_weight": 1.0, **_LAYER_3}  # the loss weights before this work
 VARIANTS = {
     "sup_before": ("supervised", {**_BEFORE, "model.label_tie": "none",
@@ -58,26 +61,37 @@ VARIANTS = {
                                 "does the realism pressure on dec(enc(x)) cost identity?"),
     "sup_layer_3_pixel_1": ("supervised", {**_LAYER_3, "loss.pixel_rec_weight": 1.0},
                             "does a pixel term keep the digit's identity?"),
-    "sup_defaults": ("supervised", {}, "the defaults: all three D_I layers in L_rec"),
-    "sup_tie_none": ("supervised", {"model.label_tie": "none"},
+    "sup_defaults": ("supervised", _LR_2E4, "the defaults: all three D_I layers in L_rec"),
+    "sup_tie_none": ("supervised", {**_LR_2E4, "model.label_tie": "none"},
                      "without a label tie (Algorithm 1 as transcribed)"),
-    "sup_tie_code_discriminator": ("supervised", {"model.label_tie": "code_discriminator"},
+    "sup_tie_code_discriminator": ("supervised", {**_LR_2E4,
+                                                  "model.label_tie": "code_discriminator"},
                                    "the label-conditioned code discriminator alone"),
-    "sup_tie_q_real": ("supervised", {"model.label_tie": "q_real"},
+    "sup_tie_q_real": ("supervised", {**_LR_2E4, "model.label_tie": "q_real"},
                        "Q trained on real labels alone"),
-    "sup_fixed_bn_running": ("supervised", {"model.fixed_batch_norm": "running"},
+    "sup_fixed_bn_running": ("supervised", {**_LR_2E4, "model.fixed_batch_norm": "running"},
                              "fixed networks normalise with their running averages"),
     "sup_lr_4e-4": ("supervised", {"optim.learning_rate": 4e-4},
                     "does twice the learning rate learn the same in fewer iterations?"),
-    "sup_fixed_prior": ("supervised,fixed", {}, "the defaults, fixed prior (the baseline)"),
-    "unsup_defaults": ("unsupervised", {}, "the defaults, unsupervised"),
-    "unsup_adv_code_1": ("unsupervised", {"loss.adv_code_weight": 1.0},
+    "sup_fixed_prior": ("supervised,fixed", _LR_2E4, "the defaults, fixed prior (the baseline)"),
+    "sup_fixed_prior_lr_4e-4": ("supervised,fixed", {"optim.learning_rate": 4e-4},
+                                "the fixed prior at the current defaults"),
+    "unsup_defaults": ("unsupervised", _LR_2E4, "the defaults, unsupervised"),
+    "unsup_adv_code_1": ("unsupervised", {**_LR_2E4, "loss.adv_code_weight": 1.0},
                          "does a tighter match of encoder codes to the CG's mixture cluster "
                          "the data (the AAE's clustering mechanism)?"),
-    "unsup_info_3": ("unsupervised", {"loss.info_weight": 3.0},
+    "unsup_info_3": ("unsupervised", {**_LR_2E4, "loss.info_weight": 3.0},
                      "does a stronger info term make s take the most salient factor, the "
                      "class?"),
-    "none_defaults": ("none", {}, "the defaults, image generation"),
+    "unsup_lr_4e-4": ("unsupervised", {"optim.learning_rate": 4e-4},
+                      "does the unsupervised s find the classes with more training?"),
+    "unsup_lr_4e-4_info_2": ("unsupervised", {"optim.learning_rate": 4e-4,
+                                              "loss.info_weight": 2.0},
+                             "a stronger info term, with more training"),
+    "unsup_lr_4e-4_info_3": ("unsupervised", {"optim.learning_rate": 4e-4,
+                                              "loss.info_weight": 3.0},
+                             "a stronger info term, with more training"),
+    "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
 }
 
 COLUMNS = (
@@ -135,9 +149,11 @@ def _row(run: dict) -> str:
   metrics = run["metrics"]
   values = [("diverged" if run.get("diverged") else "–") if metrics.get(key) is None
             else f"{metrics[key]:.{decimals}f}" for key, _, decimals in COLUMNS]
-  changes = ", ".join(f"`{k}={v}`" for k, v in run["overrides"].items()) or "defaults"
-  return (f"| {run['variant']} | {run['setting']} | {run['seed']} | {changes} | "
-          + " | ".join(values) + f" | {run.get('train_seconds', 0) / 60:.1f} |")
+  changes = ", ".join(f"`{k}={v}`" for k, v in run["overrides"].items()
+                      if k != "optim.learning_rate") or "defaults"
+  return (f"| {run['variant']} | {run['setting']} | {run['seed']} | {run['learning_rate']:g} "
+          f"| {changes} | " + " | ".join(values)
+          + f" | {run.get('train_seconds', 0) / 60:.1f} |")
 
 
 def write_report(results_dir: str, judge_info: dict) -> None:
@@ -145,18 +161,19 @@ def write_report(results_dir: str, judge_info: dict) -> None:
   runs_dir = os.path.join(results_dir, "runs")
   runs = [run_utils.read_json(os.path.join(runs_dir, file))
           for file in sorted(os.listdir(runs_dir)) if file.endswith(".json")]
-  header = ("| variant | setting | seed | changes | "
+  header = ("| variant | setting | seed | lr | changes | "
             + " | ".join(h for _, h, _ in COLUMNS) + " | train min |")
   lines = ["# Fidelity ablations (real MNIST, 2-core CPU)", "",
            f"Judge test accuracy {judge_info['test_accuracy']:.4f}. Each row: "
-           "configs/mnist.py:<setting> at the section's width and iterations, plus its "
-           "changes; metrics from lpaae_jax.evaluate.evaluate_states (test split).", ""]
+           "configs/mnist.py:<setting> at the section's width and iterations and the row's "
+           "learning rate (lr), plus its changes to the other defaults; metrics from "
+           "lpaae_jax.evaluate.evaluate_states (test split).", ""]
   by_scale: dict[tuple[int, int], list[str]] = {}
   for run in filter(None, runs):
     by_scale.setdefault((run["width"], run["steps"]), []).append(_row(run))
   for (width, steps), rows in sorted(by_scale.items()):
     lines += [f"## width {width}, {steps} iterations", "", header,
-              "|---|---|---|---|" + "---|" * (len(COLUMNS) + 1), *rows, ""]
+              "|---|---|---|---|---|" + "---|" * (len(COLUMNS) + 1), *rows, ""]
   lines += ["## Variants", ""] + [f"* `{name}` ({setting}): {why}"
                                   for name, (setting, _, why) in VARIANTS.items()]
   file_utils.write_atomically(os.path.join(results_dir, "results.md"),
@@ -201,7 +218,8 @@ def main(argv):
     # One file per run: parallel invocations never write the same file.
     run_utils.write_json(os.path.join(runs_dir, run_name + ".json"), {
         "variant": name, "seed": seed, "width": FLAGS.width, "steps": FLAGS.steps,
-        "setting": setting, "overrides": overrides, "why": why, "hardware": hardware, **run})
+        "setting": setting, "overrides": overrides, "why": why, "hardware": hardware,
+        "learning_rate": config.optim.learning_rate, **run})
     if judge_info is None:
       with open(os.path.join(judge_path, "judge.json"), encoding="utf-8") as judge_file:
         judge_info = json.load(judge_file)
