@@ -136,12 +136,7 @@ def variant_config(name: str, seed: int, *, steps: int, width: int, num_samples:
   config.eval.num_samples = num_samples
   config.eval.judge_path = judge_path
   config.eval.use_inception = False  # the judge's features stand in for Inception on a CPU
-  for dotted, value in overrides.items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 
@@ -215,6 +210,9 @@ def main(argv):
       if os.path.isfile(source):
         shutil.copyfile(source, os.path.join(FLAGS.results, f"{run_name}_{figure}.png"))
     setting, overrides, why = VARIANTS[name]
+    # The judge as the command names it, not this machine's absolute path.
+    if "judge" in run["metrics"]:
+      run["metrics"]["judge"] = os.path.relpath(run["metrics"]["judge"])
     # One file per run: parallel invocations never write the same file.
     run_utils.write_json(os.path.join(runs_dir, run_name + ".json"), {
         "variant": name, "seed": seed, "width": FLAGS.width, "steps": FLAGS.steps,
