@@ -6,7 +6,9 @@ Expected (DESIGN §5, paper's authors): Inception Score 7.31 (learned prior, `no
 (fixed prior); supervised 6.52 vs 6.20; unsupervised 6.02 vs 5.73. Not yet reproduced by us.
 """
 
-from configs import default
+from lpaae_jax.config_files import load_sibling
+
+default = load_sibling(__file__, "default")  # by path: loads from any working directory
 
 
 def get_config(variant=None):

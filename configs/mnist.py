@@ -5,7 +5,9 @@ Expected: Figure-3-style grids where each column is one digit (supervised) or on
 (unsupervised); the paper reports no number for MNIST.
 """
 
-from configs import default
+from lpaae_jax.config_files import load_sibling
+
+default = load_sibling(__file__, "default")  # by path: loads from any working directory
 
 
 def get_config(variant=None):

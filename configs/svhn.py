@@ -4,7 +4,9 @@ Run:  python -m lpaae_jax.main --config=configs/svhn.py:unsupervised --workdir=r
 Expected: no reference numbers; the same sample grids and metrics as for CIFAR-10.
 """
 
-from configs import default
+from lpaae_jax.config_files import load_sibling
+
+default = load_sibling(__file__, "default")  # by path: loads from any working directory
 
 
 def get_config(variant=None):

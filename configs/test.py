@@ -4,7 +4,9 @@ Run:  python -m lpaae_jax.main --config=configs/test.py --workdir=/tmp/lpaae_tes
 Expected: finishes in about a minute on a laptop CPU; the numbers mean nothing.
 """
 
-from configs import default
+from lpaae_jax.config_files import load_sibling
+
+default = load_sibling(__file__, "default")  # by path: loads from any working directory
 
 
 def get_config(variant=None):

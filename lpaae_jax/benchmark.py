@@ -434,7 +434,12 @@ def main(argv, cli_flags: dict):
   run_and_report(values.pop("config"), values.pop("json"), **values)
 
 
-if __name__ == "__main__":
-  _cli_flags = _define_flags()
+def run() -> None:
+  """The `lpaae-benchmark` command (python -m lpaae_jax.benchmark)."""
+  cli_flags = _define_flags()
   flags.mark_flags_as_required(["config"])
-  app.run(lambda argv: main(argv, _cli_flags))
+  app.run(lambda argv: main(argv, cli_flags))
+
+
+if __name__ == "__main__":
+  run()

@@ -472,6 +472,11 @@ def main(argv):
   print(json.dumps(scalar_metrics(results), indent=2, sort_keys=True))
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `lpaae-evaluate` command (python -m lpaae_jax.evaluate)."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -110,6 +110,11 @@ def main(argv):
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `lpaae-train` command (python -m lpaae_jax.main)."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,104 @@
+"""pyproject.toml: installable package, its commands and dependencies; configs that load by
+file path from any working directory. Cheap: nothing here imports TensorFlow or compiles."""
+
+import ast
+import importlib.util
+import os
+import pathlib
+import sys
+import tomllib
+
+from absl import flags
+from ml_collections.config_flags import config_flags
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+import pytest
+import setuptools
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COMMANDS = {"lpaae-train": "lpaae_jax.main:run", "lpaae-evaluate": "lpaae_jax.evaluate:run",
+            "lpaae-benchmark": "lpaae_jax.benchmark:run"}
+
+
+@pytest.fixture(scope="module")
+def project():
+  with open(ROOT / "pyproject.toml", "rb") as f:
+    return tomllib.load(f)["project"]
+
+
+def _pins() -> dict[str, Version]:
+  pins = {}
+  for line in (ROOT / "requirements.txt").read_text().splitlines():
+    line = line.split("#", 1)[0].strip()
+    if line:
+      requirement = Requirement(line)
+      (specifier,) = requirement.specifier  # the pinned set: one `==` each
+      assert specifier.operator == "==", line
+      pins[canonicalize_name(requirement.name)] = Version(specifier.version)
+  return pins
+
+
+def test_requires_python_admits_this_interpreter(project):
+  requirement = Requirement(f"python{project['requires-python']}")
+  assert requirement.specifier.contains(".".join(map(str, sys.version_info[:3])))
+
+
+def test_every_pinned_requirement_is_declared_with_a_range_holding_its_pin(project):
+  declared = {}
+  for line in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    requirement = Requirement(line)
+    declared.setdefault(canonicalize_name(requirement.name), []).append(requirement)
+  for name, pin in _pins().items():
+    assert name in declared, f"{name} is pinned in requirements.txt but not in pyproject.toml"
+    for requirement in declared[name]:
+      specifiers = [s.operator for s in requirement.specifier]
+      assert "<" in specifiers and ">=" in specifiers, f"{requirement}: not a range"
+      assert requirement.specifier.contains(pin), f"{requirement} excludes the pinned {pin}"
+
+
+def test_accelerator_extras_match_the_pinned_jax(project):
+  pin = _pins()["jax"]
+  for extra in ("cuda12", "tpu"):
+    (requirement,) = map(Requirement, project["optional-dependencies"][extra])
+    assert requirement.name == "jax" and requirement.extras == {extra}
+    assert requirement.specifier.contains(pin)
+
+
+def test_console_scripts_name_a_run_function_without_arguments(project):
+  assert project["scripts"] == COMMANDS
+  for target in COMMANDS.values():
+    module, function = target.split(":")
+    # Parsed, not imported: importing the commands costs seconds of TensorFlow.
+    tree = ast.parse(pathlib.Path(importlib.util.find_spec(module).origin).read_text())
+    (definition,) = [node for node in tree.body
+                     if isinstance(node, ast.FunctionDef) and node.name == function]
+    assert not definition.args.args, f"{target} must run without arguments"
+
+
+def test_every_source_directory_is_a_package_the_build_includes():
+  # A directory of modules without __init__.py would be left out of the wheel silently.
+  found = set(setuptools.find_packages(str(ROOT), include=["lpaae_jax", "lpaae_jax.*"]))
+  for directory, _, files in os.walk(ROOT / "lpaae_jax"):
+    if "__pycache__" not in directory and any(f.endswith(".py") for f in files):
+      package = ".".join(pathlib.Path(directory).relative_to(ROOT).parts)
+      assert package in found, f"{directory} has modules but no __init__.py"
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "svhn", "test"])
+@pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # ml_collections'
+def test_configs_load_by_path_from_another_working_directory(name, tmp_path, monkeypatch):
+  # As `--config=/abs/path/configs/mnist.py` from elsewhere: the checkout is not on sys.path
+  # and its `configs` package is not importable.
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(sys, "path", [p for p in sys.path
+                                    if p not in ("", ".") and pathlib.Path(p).resolve() != ROOT])
+  for module in [m for m in sys.modules if m == "configs" or m.startswith("configs.")]:
+    monkeypatch.delitem(sys.modules, module)
+  with pytest.raises(ImportError):
+    importlib.import_module("configs")
+  flag_values = flags.FlagValues()  # the commands' --config flag, on its own
+  config_flags.DEFINE_config_file("config", flag_values=flag_values)
+  flag_values(["lpaae-train", f"--config={ROOT / 'configs' / name}.py:supervised"])
+  config = flag_values.config
+  assert config.model.condition == "supervised" and config.model.image_size == 32
