@@ -8,7 +8,7 @@ setting (`none`, `supervised`, `unsupervised`) and a prior (`learned`, `fixed`),
 
 import ml_collections
 
-from lpaae_jax.config_validation import CONDITIONS, PRIORS
+from lpaae_jax.config_validation import CONDITIONS, PRIORS, ConfigError
 
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
@@ -122,6 +122,6 @@ def apply_variant(config: ml_collections.ConfigDict, variant: str) -> None:
     elif token in PRIORS:
       config.model.prior = token
     else:
-      raise ValueError(
+      raise ConfigError(
           f"Unknown config variant {token!r}: use a setting {CONDITIONS} and/or a prior "
           f"{PRIORS}, comma-separated, e.g. 'configs/cifar10.py:supervised,fixed'.")

@@ -47,6 +47,8 @@ import ml_collections
 from ml_collections import config_flags
 
 import lpaae_jax
+from lpaae_jax import cli
+from lpaae_jax import config_validation
 from lpaae_jax import train
 from lpaae_jax import train_steps
 
@@ -57,11 +59,15 @@ def _define_flags() -> dict:
       "config": config_flags.DEFINE_config_file("config", None, "Training config file.",
                                                 lock_config=True),
       "json": flags.DEFINE_string("json", None, "Also write the results as JSON to this path."),
+      # Bounds checked at parsing: a bad value is a one-line flag error, not a traceback.
       "repeats": flags.DEFINE_integer("repeats", 5,
-                                      "Timed repetitions per measurement (median)."),
-      "warmup": flags.DEFINE_integer("warmup", 1, "Untimed repetitions before timing."),
+                                      "Timed repetitions per measurement (median).",
+                                      lower_bound=1),
+      "warmup": flags.DEFINE_integer("warmup", 1, "Untimed repetitions before timing.",
+                                     lower_bound=0),
       "loop_steps": flags.DEFINE_integer("loop_steps", 20,
-                                         "Training-loop steps to time (0 skips the loop)."),
+                                         "Training-loop steps to time (0 skips the loop).",
+                                         lower_bound=0),
       "loop_log_every": flags.DEFINE_integer(
           "loop_log_every", 0,
           "Loop logging interval in steps (0: about loop_steps // 4, a multiple of "
@@ -315,6 +321,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
   if repeats < 1 or warmup < 0 or loop_steps < 0:
     raise ValueError(f"Need repeats >= 1, warmup >= 0 and loop_steps >= 0; got {repeats}, "
                      f"{warmup}, {loop_steps}.")
+  config_validation.validate_config(config)  # before anything compiles
   # Exactly the loop's shardings and steps, so the loop reuses the executables compiled here.
   state_sharding, batch_sharding = train.create_mesh_shardings(config)
   aae_jit, prior_jit = train.make_loop_steps(config, state_sharding, batch_sharding)
@@ -438,7 +445,7 @@ def run() -> None:
   """The `lpaae-benchmark` command (python -m lpaae_jax.benchmark)."""
   cli_flags = _define_flags()
   flags.mark_flags_as_required(["config"])
-  app.run(lambda argv: main(argv, cli_flags))
+  cli.run(lambda argv: main(argv, cli_flags))
 
 
 if __name__ == "__main__":

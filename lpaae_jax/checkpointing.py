@@ -6,7 +6,9 @@ The metadata records the model spec; restoring into a different model stops with
 naming the mismatched field instead of failing inside Orbax or overwriting the run.
 """
 
+import contextlib
 import dataclasses
+import errno
 import functools
 import os
 import time
@@ -18,17 +20,26 @@ from absl import logging
 import ml_collections
 import orbax.checkpoint as ocp
 
+from lpaae_jax import errors
 from lpaae_jax import states as states_lib
 
 CHECKPOINT_DIR = "checkpoints"
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(errors.LpaaeError, ValueError):
   """The workdir's checkpoint was written by an incompatible config."""
 
 
-class NoUsableCheckpointError(RuntimeError):
+class NoUsableCheckpointError(errors.LpaaeError, RuntimeError):
   """The workdir has checkpoints but none of them can be restored."""
+
+
+class NoCheckpointError(errors.LpaaeError, FileNotFoundError):
+  """The workdir has no checkpoint to evaluate (or restore)."""
+
+
+class CheckpointSaveError(errors.LpaaeError, OSError):
+  """A checkpoint could not be written because its filesystem is full."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -51,10 +62,74 @@ def run_metadata(config: ml_collections.ConfigDict, step: int) -> dict[str, Any]
 
 def save(manager: ocp.CheckpointManager, step: int, states: states_lib.States,
          config: ml_collections.ConfigDict) -> None:
-  """Starts an (asynchronous) save of every state at `step` (completed iterations)."""
-  manager.save(step, args=ocp.args.Composite(
-      states=ocp.args.StandardSave(states),
-      meta=ocp.args.JsonSave(run_metadata(config, step))))
+  """Starts an (asynchronous) save of every state at `step` (completed iterations).
+
+  Raises CheckpointSaveError when this save, or the previous one still in the
+  background, finds its filesystem full.
+  """
+  with _reporting_full_disk(manager):
+    manager.save(step, args=ocp.args.Composite(
+        states=ocp.args.StandardSave(states),
+        meta=ocp.args.JsonSave(run_metadata(config, step))))
+  logging.info("Saving the checkpoint of step %d in %s.", step, manager.directory)
+
+
+def wait_until_saved(manager: ocp.CheckpointManager) -> None:
+  """Waits for the background save, if any; CheckpointSaveError when the disk filled up."""
+  saving = manager.is_saving_in_progress()
+  with _reporting_full_disk(manager):
+    manager.wait_until_finished()
+  if saving:
+    logging.info("Saved the checkpoint of step %s in %s.", manager.latest_step(),
+                 manager.directory)
+
+
+# Orbax writes through TensorStore, whose errors are ValueErrors carrying the OS error in
+# their text ("RESOURCE_EXHAUSTED: ... No space left on device [os_error_code='28']").
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_out_of_space(error: BaseException) -> bool:
+  """Whether `error`, or an error it was raised from, says the filesystem is full."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _OUT_OF_SPACE:
+      return True
+    text = str(error)
+    if any(os.strerror(code) in text or f"os_error_code='{code}'" in text
+           for code in _OUT_OF_SPACE):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def newest_complete_step(manager: ocp.CheckpointManager) -> Optional[int]:
+  """The newest step whose checkpoint was committed (an interrupted save never is)."""
+  manager.reload()
+  return manager.latest_step()
+
+
+@contextlib.contextmanager
+def _reporting_full_disk(manager: ocp.CheckpointManager):
+  """Turns Orbax's out-of-space failures into one CheckpointSaveError naming what is kept."""
+  try:
+    yield
+  except Exception as error:  # pylint: disable=broad-except  (re-raised unless out of space)
+    if not is_out_of_space(error):
+      raise
+    directory = os.fspath(manager.directory)
+    try:
+      step = newest_complete_step(manager)
+    except Exception:  # pylint: disable=broad-except  (the message matters more)
+      step = None
+    kept = ("no checkpoint is complete yet, so the rerun starts over" if step is None else
+            f"the newest complete checkpoint, {os.path.join(directory, str(step))} (step "
+            f"{step}), is intact and the rerun resumes from it")
+    raise CheckpointSaveError(
+        f"No space left on the device of {directory} while saving a checkpoint: {kept}. "
+        "Free space there (or move the workdir to a larger disk) and rerun the same "
+        "command.") from error
 
 
 def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_lib.States:
@@ -87,7 +162,7 @@ def restore(manager: ocp.CheckpointManager, config: ml_collections.ConfigDict,
   """Restores the states at `step` (default: latest) after checking the model matches."""
   step = manager.latest_step() if step is None else step
   if step is None:
-    raise FileNotFoundError(f"No checkpoint in {manager.directory}: train first with "
+    raise NoCheckpointError(f"No checkpoint in {manager.directory}: train first with "
                             "python -m lpaae_jax.main --config=... --workdir=...")
   meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
   check_compatible(meta, config, str(manager.directory))
@@ -104,14 +179,14 @@ def restore_newest_usable(manager: ocp.CheckpointManager, config: ml_collections
   `<workdir>/checkpoints_unusable/` (so the run can save that step again; nothing is
   deleted) and the previous one is tried. Orbax commits a save by renaming its temporary
   directory, so a save that was interrupted never appears among the steps. A config
-  mismatch is raised at once.
+  mismatch or a bad config value is raised at once.
   """
   steps = sorted(manager.all_steps(), reverse=True)
   failures = []
   for step in steps:
     try:
       restored = restore(manager, config, step, sharding)
-    except CheckpointMismatchError:
+    except errors.LpaaeError:  # the config does not fit (mismatch, bad value): not damage
       raise
     except Exception as error:  # pylint: disable=broad-except  # any damage: try an older one
       first_line = (str(error).strip().splitlines() or [""])[0][:200]
@@ -158,12 +233,16 @@ def set_aside(workdir: str) -> str:
 def restore_latest(config: ml_collections.ConfigDict, workdir: str,
                    sharding=None) -> tuple[states_lib.States, int]:
   """(states, step) of the workdir's latest checkpoint, e.g. for evaluation."""
+  if not os.path.isdir(checkpoint_dir(workdir)):  # the manager would create it
+    raise NoCheckpointError(f"No checkpoint in {checkpoint_dir(workdir)}: train first with "
+                            "python -m lpaae_jax.main --config=... --workdir=..., or check "
+                            "--workdir.")
   manager = create_manager(workdir, config)
   try:
     restored = restore_newest_usable(manager, config, sharding)
   finally:
     manager.close()
   if restored is None:
-    raise FileNotFoundError(f"No checkpoint in {checkpoint_dir(workdir)}: train first with "
+    raise NoCheckpointError(f"No checkpoint in {checkpoint_dir(workdir)}: train first with "
                             "python -m lpaae_jax.main --config=... --workdir=...")
   return restored

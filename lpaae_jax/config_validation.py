@@ -7,6 +7,8 @@ import math
 
 import ml_collections
 
+from lpaae_jax import errors
+
 CONDITIONS = ("none", "supervised", "unsupervised")
 PRIORS = ("learned", "fixed")
 GAN_LOSSES = ("non_saturating", "minimax")
@@ -18,7 +20,7 @@ FIXED_BATCH_NORMS = ("batch", "running")
 FEATURE_LAYERS = (1, 2, 3)
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.LpaaeError, ValueError):
   """A config field holds a value the library cannot run with."""
 
 

@@ -60,6 +60,7 @@ from ml_collections import config_flags
 
 import lpaae_jax
 from lpaae_jax import checkpointing
+from lpaae_jax import cli
 from lpaae_jax import input_pipeline
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
@@ -443,7 +444,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("judge", None, "Judge classifier file (see lpaae_jax.evaluation.judge); "
                       "enables conditional / cluster accuracy.")
   flags.DEFINE_integer("num_samples", None,
-                       "Generated samples (default config.eval.num_samples).")
+                       "Generated samples (default config.eval.num_samples).",
+                       lower_bound=2)  # FID needs a covariance
   config_flags.DEFINE_config_file("config", None, "The run's training config.",
                                   lock_config=True)
   flags.mark_flags_as_required(["config", "workdir"])
@@ -475,7 +477,7 @@ def main(argv):
 def run() -> None:
   """The `lpaae-evaluate` command (python -m lpaae_jax.evaluate)."""
   _define_flags()
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,10 @@ TensorFlow is only used on the CPU (GPUs are hidden from it at import).
 """
 
 import os
+import socket
 from typing import Iterator, Optional
+import urllib.parse
+import urllib.request
 
 import jax
 import ml_collections
@@ -36,16 +39,21 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from lpaae_jax import config_validation
+from lpaae_jax import errors
+
 IMAGE_SIZE = 32
 # tfds name -> (native image side, channels); all have 10 classes.
 DATASETS = {"mnist": (28, 1), "cifar10": (32, 3), "svhn_cropped": (32, 3)}
 DATA_DIR_ENV_VARS = ("LPAAE_DATA_DIR", "TFDS_DATA_DIR")
 _LOAD_BATCH = 4096  # examples per decode batch when loading a split into memory
+PROBE_TIMEOUT_S = 5.0  # per download host, before tfds's own downloader starts
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 
 Batch = dict[str, np.ndarray]
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(errors.LpaaeError, RuntimeError):
   """The dataset is not prepared in the data_dir and cannot (or may not) be downloaded."""
 
 
@@ -79,17 +87,17 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   """Config-only checks (no I/O): dataset name, image size and channels."""
   name = config.dataset
   if name not in DATASETS:
-    raise ValueError(f"Unknown dataset {name!r} (config.dataset): supported datasets are "
-                     f"{', '.join(DATASETS)}.")
+    raise config_validation.ConfigError(f"Unknown dataset {name!r} (config.dataset): supported "
+                                        f"datasets are {', '.join(DATASETS)}.")
   _, channels = DATASETS[name]
   if config.model.channels != channels:
-    raise ValueError(f"config.model.channels={config.model.channels!r} does not match dataset "
-                     f"{name!r}, which has {channels} channel(s): set "
-                     f"--config.model.channels={channels}.")
+    raise config_validation.ConfigError(
+        f"config.model.channels={config.model.channels!r} does not match dataset {name!r}, "
+        f"which has {channels} channel(s): set --config.model.channels={channels}.")
   if config.model.image_size != IMAGE_SIZE:
-    raise ValueError(f"config.model.image_size={config.model.image_size!r} is unsupported: the "
-                     f"input pipeline yields {IMAGE_SIZE}x{IMAGE_SIZE} images (MNIST is padded "
-                     f"28->{IMAGE_SIZE}).")
+    raise config_validation.ConfigError(
+        f"config.model.image_size={config.model.image_size!r} is unsupported: the input "
+        f"pipeline yields {IMAGE_SIZE}x{IMAGE_SIZE} images (MNIST is padded 28->{IMAGE_SIZE}).")
 
 
 def check_dataset_available(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
@@ -114,6 +122,8 @@ def check_dataset_available(config: ml_collections.ConfigDict) -> tfds.core.Data
         f"--config.data_dir (or $LPAAE_DATA_DIR) at a data_dir that holds it, or pass "
         f"--config.download=True.")
   try:
+    if _downloads(builder):
+      check_download_hosts_reachable(builder)
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (network, disk, checksum, ...)
     raise DatasetUnavailableError(
@@ -121,6 +131,42 @@ def check_dataset_available(config: ml_collections.ConfigDict) -> tfds.core.Data
         f"`tfds build {name} --data_dir={root}` where there is network access, then point "
         f"--config.data_dir (or $LPAAE_DATA_DIR) at it.") from None
   return builder
+
+
+def _downloads(builder: tfds.core.DatasetBuilder) -> bool:
+  """Whether download_and_prepare is tfds's own, which fetches the data: tfds.testing's
+  mock_data replaces it by a no-op that needs no network."""
+  method = type(builder).download_and_prepare
+  return getattr(method, "__module__", "").startswith("tensorflow_datasets.core.")
+
+
+def check_download_hosts_reachable(builder: tfds.core.DatasetBuilder,
+                                   timeout_s: float = PROBE_TIMEOUT_S) -> None:
+  """Raises ConnectionError when no host of the dataset's download URLs accepts a connection.
+
+  Without a network, tfds's downloader retries each URL ten times with backoff (3.5 minutes
+  for MNIST) before it fails; one TCP connection per host (through the proxy when one is
+  configured) tells in at most `timeout_s` seconds.
+  """
+  proxies = urllib.request.getproxies()
+  hosts = set()
+  for url in builder.url_infos or {}:
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+      continue
+    proxy = proxies.get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname):
+      parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    hosts.add((parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme, 443)))
+  failures = []
+  for host, port in sorted(hosts):
+    try:
+      socket.create_connection((host, port), timeout=timeout_s).close()
+      return  # tfds reports any other problem (a missing file, a checksum) itself
+    except OSError as error:
+      failures.append(f"{host}:{port}: {error}")
+  if failures:
+    raise ConnectionError(f"no network: cannot reach {'; '.join(failures)}")
 
 
 def _raw_dataset(builder: tfds.core.DatasetBuilder, split: str,
@@ -191,8 +237,9 @@ def _check_sharding(batch_size: int, process_index: int, process_count: int) -> 
     raise ValueError(f"process_index={process_index} must lie in [0, process_count="
                      f"{process_count}).")
   if batch_size % process_count:
-    raise ValueError(f"config.batch_size={batch_size} (the global batch) must be divisible "
-                     f"by the number of processes, {process_count}.")
+    raise config_validation.ConfigError(
+        f"config.batch_size={batch_size} (the global batch) must be divisible by the number "
+        f"of processes, {process_count}.")
 
 
 def batches_from_arrays(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int,
@@ -208,8 +255,8 @@ def batches_from_arrays(images: np.ndarray, labels: np.ndarray, *, batch_size: i
   _check_sharding(batch_size, process_index, process_count)
   num_examples = len(labels)
   if num_examples < batch_size:
-    raise ValueError(f"The train split has {num_examples} examples, fewer than "
-                     f"config.batch_size={batch_size}.")
+    raise config_validation.ConfigError(f"The train split has {num_examples} examples, fewer "
+                                        f"than config.batch_size={batch_size}.")
   if start_step < 0:
     raise ValueError(f"start_step={start_step} must be >= 0.")
   steps_per_epoch = num_examples // batch_size

@@ -9,6 +9,10 @@ Several hosts: start the same command on every host. `--multihost=auto` (default
 `jax.distributed.initialize()` when the environment describes a multi-process job (see
 `multihost_environment`); `--multihost=on` always calls it (e.g. a Cloud TPU pod on GCE,
 which JAX recognises from its metadata server rather than the environment), `off` never.
+
+An error we raise on purpose (a bad config value, missing data, a full disk, ...) ends the
+command with its one-line message; `--verbose` shows its traceback and every library's INFO
+log lines (see lpaae_jax.cli).
 """
 
 import os
@@ -21,6 +25,7 @@ import jax
 from ml_collections import config_flags
 import tensorflow as tf
 
+from lpaae_jax import cli
 from lpaae_jax import train
 
 FLAGS = flags.FLAGS
@@ -113,7 +118,7 @@ def main(argv):
 def run() -> None:
   """The `lpaae-train` command (python -m lpaae_jax.main)."""
   _define_flags()
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,19 @@ from jax.sharding import NamedSharding, PartitionSpec
 import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
+from lpaae_jax import errors
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import figures
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(errors.LpaaeError, FloatingPointError):
   """A loss became NaN or Inf; the last checkpoint is kept as the latest."""
+
+
+class WorkdirError(errors.LpaaeError, OSError):
+  """The workdir cannot be created or written."""
 
 
 def check_workdir_writable(workdir: str) -> None:
@@ -44,8 +49,8 @@ def check_workdir_writable(workdir: str) -> None:
       f.write(b"\0" * 4096)
     os.remove(probe)
   except OSError as error:
-    raise OSError(f"--workdir={workdir} is not writable ({error.strerror or error}): choose a "
-                  "directory you can write to with free space.") from None
+    raise WorkdirError(f"--workdir={workdir} is not writable ({error.strerror or error}): "
+                       "choose a directory you can write to with free space.") from None
 
 
 def create_mesh_shardings(config: ml_collections.ConfigDict):
@@ -63,8 +68,9 @@ def check_labels(labels: np.ndarray, num_classes: int, step: int) -> None:
   """Labels index one-hot codes and the Q head; out-of-range ones would be silently clipped
   by XLA's gather, so they are rejected on the host before the step runs."""
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f"Batch of step {step} has labels in [{labels.min()}, {labels.max()}]; "
-                     f"model.num_classes={num_classes} needs them in [0, {num_classes}).")
+    raise config_validation.ConfigError(
+        f"Batch of step {step} has labels in [{labels.min()}, {labels.max()}]; "
+        f"config.model.num_classes={num_classes} needs them in [0, {num_classes}).")
 
 
 def stack_to_host(step_metrics: list[dict[str, jax.Array]]) -> dict[str, np.ndarray]:
@@ -296,10 +302,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
           logging.info("Stopping at step %d after SIGTERM.", done)
           break
   finally:
-    # Lets an in-flight asynchronous save finish (also when a NaN or an error stops us).
-    manager.wait_until_finished()
-    manager.close()
-    writer.flush()
+    # Lets an in-flight asynchronous save finish (also when a NaN or an error stops us), and
+    # closes the manager even when that save failed: its threads must not outlive the run.
+    try:
+      checkpointing.wait_until_saved(manager)
+    finally:
+      manager.close()
+      writer.flush()
   trained = start_step < config.num_train_steps and not termination.requested
   if config.eval.full_eval_at_end and trained:
     evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"), writer=writer,

@@ -6,6 +6,9 @@ when it is unset or lacks the dataset, except under CI (env CI set), where they 
 
 import os
 import pathlib
+import socket
+import time
+import types
 
 import numpy as np
 import pytest
@@ -255,6 +258,24 @@ def test_failed_download(tmp_path, monkeypatch):
     input_pipeline.load_split_arrays(config, "test", num=4)
   assert_one_line(excinfo, "'mnist'", str(tmp_path), "ConnectionError", "tfds build mnist")
   assert excinfo.value.__cause__ is None
+
+
+def test_unreachable_download_hosts_fail_at_once(tmp_path, monkeypatch):
+  # Every request through a proxy port nobody listens on: tfds would retry for minutes.
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+    monkeypatch.delenv(name, raising=False)
+  for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+    monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+  builder = tfds.builder("mnist", data_dir=str(tmp_path))
+  start = time.perf_counter()
+  with pytest.raises(ConnectionError, match=f"no network: cannot reach 127.0.0.1:{port}"):
+    input_pipeline.check_download_hosts_reachable(builder, timeout_s=2)
+  assert time.perf_counter() - start < 10
+  # Builders without recorded download URLs are left to tfds.
+  input_pipeline.check_download_hosts_reachable(types.SimpleNamespace(url_infos=None))
 
 
 def test_channels_mismatch_before_any_io(tmp_path):

@@ -98,6 +98,17 @@ def test_incompatible_checkpoint_is_named_not_overwritten(finished_run):
                 if p.name.isdigit()) == ["2", "4"]
 
 
+def test_a_bad_config_value_on_restoring_leaves_the_checkpoints_alone(finished_run):
+  # A config error is not damage: nothing may be moved to checkpoints_unusable/.
+  config, workdir, _ = finished_run
+  bad = run_config(config.data_dir, **{"model.prior": "learnt"})
+  with pytest.raises(config_validation.ConfigError, match="model.prior='learnt'"):
+    checkpointing.restore_latest(bad, str(workdir))
+  assert not (workdir / "checkpoints_unusable").exists()
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()
+                if p.name.isdigit()) == ["2", "4"]
+
+
 def test_bad_inputs_fail_before_compiling(tmp_path):
   with pytest.raises(ValueError, match="svhn"):  # the message lists the supported datasets
     train.train_and_evaluate(run_config(tmp_path, dataset="imagenet2012"), str(tmp_path / "a"))

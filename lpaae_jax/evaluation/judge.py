@@ -37,6 +37,8 @@ from absl import app, flags, logging
 from flax import serialization, traverse_util
 from ml_collections import config_flags
 
+from lpaae_jax import cli
+from lpaae_jax import errors
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
 
@@ -50,7 +52,7 @@ DEFAULT_WIDTHS = (32, 64, 128)
 DEFAULT_HIDDEN = 256
 
 
-class JudgeUnavailableError(RuntimeError):
+class JudgeUnavailableError(errors.LpaaeError, RuntimeError):
   """The judge files are missing, unreadable or made for another dataset."""
 
 
@@ -341,4 +343,4 @@ def main(argv, cli_flags: dict):
 if __name__ == "__main__":
   _cli_flags = _define_flags()
   flags.mark_flags_as_required(["config", "out"])
-  app.run(functools.partial(main, cli_flags=_cli_flags))
+  cli.run(functools.partial(main, cli_flags=_cli_flags))

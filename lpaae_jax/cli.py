@@ -1,0 +1,148 @@
+"""What the commands share: absl's `app.run` with one-line errors and a readable log.
+
+Every command (`lpaae-train` = `python -m lpaae_jax.main`, `lpaae-evaluate`,
+`lpaae-benchmark`, the judge) runs its main through `run`:
+
+  * An `errors.LpaaeError` (a bad config value or file, missing data, an unusable workdir
+    or checkpoint, a full disk, ...) ends the command with `error: <message>` on stderr and
+    exit code 1, without a traceback; so does a config file that cannot be loaded. Any
+    other exception is unexpected and keeps its traceback.
+  * The log keeps every line of ours and of clu's (progress with ETA, metrics); of the other
+    libraries (Orbax, tfds, jax, ...) only warnings and errors, without their tracebacks.
+
+`--verbose` keeps both: the traceback of our errors and every library's INFO lines.
+"""
+
+import logging
+import os
+import sys
+import textwrap
+import threading
+from typing import Any, Callable, NoReturn, Optional
+
+from absl import app
+from absl import flags
+from absl import logging as absl_logging
+import clu
+from ml_collections import config_flags
+
+import lpaae_jax
+from lpaae_jax import config_validation
+from lpaae_jax import errors
+
+FLAGS = flags.FLAGS
+# Records logged from these directories are ours or clu's progress and metric lines.
+_KEPT_LOG_DIRS = tuple(os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+                       for module in (lpaae_jax, clu))
+
+
+class LibraryLogFilter(logging.Filter):
+  """Drops other libraries' records below WARNING and strips their tracebacks; drops them
+  all once the command has reported its error (`after_error`)."""
+
+  after_error = False
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.pathname.startswith(_KEPT_LOG_DIRS):
+      return True
+    if record.levelno < logging.WARNING or LibraryLogFilter.after_error:
+      return False
+    # Orbax logs each failing background thread with its traceback; our error explains it.
+    record.exc_info = record.exc_text = record.stack_info = None
+    return True
+
+
+def quiet_library_logs() -> None:
+  """Installs LibraryLogFilter on absl's handler, which every logger reaches."""
+  handler = absl_logging.get_absl_handler()
+  if not any(isinstance(f, LibraryLogFilter) for f in handler.filters):
+    handler.addFilter(LibraryLogFilter())
+
+
+def _fail(error: BaseException) -> NoReturn:
+  print(f"error: {error}", file=sys.stderr, flush=True)
+  _silence_shutdown()
+  sys.exit(1)
+
+
+def _silence_shutdown() -> None:
+  """Keeps the error line last. After a failed checkpoint save, Orbax's leftover futures
+  and threads report the same failure again while Python shuts down ("exception was never
+  retrieved", "Event loop is closed"); the message has said what happened."""
+  LibraryLogFilter.after_error = True
+  sys.unraisablehook = lambda unraisable: None
+  threading.excepthook = lambda args: None
+
+
+def _our_error(error: Optional[BaseException]) -> Optional[errors.LpaaeError]:
+  """The LpaaeError that `error` was raised while handling, if any (ml_collections and
+  absl re-raise a config file's errors as theirs, with the traceback in the message)."""
+  seen = set()
+  found = None
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, errors.LpaaeError):
+      found = error  # the innermost one carries the original message
+    error = error.__cause__ or error.__context__
+  return found
+
+
+def _unloadable_config_file(name: str, flag) -> Optional[config_validation.ConfigError]:
+  """ml_collections defers a config file it cannot open to the first use of the config,
+  which then fails inside the command; this names the file and the fix at once."""
+  try:
+    flag.value.keys()  # a failed load raises here, on any attribute
+    return None
+  except (OSError, AttributeError) as error:
+    path = config_flags.get_config_filename(flag)
+    if not os.path.isfile(path):
+      where = "" if os.path.isabs(path) else f" in the working directory {os.getcwd()}"
+      return config_validation.ConfigError(
+          f"--{name}={path}: no such file{where}: pass a config file such as "
+          "/path/to/checkout/configs/mnist.py.")
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
+    return config_validation.ConfigError(f"--{name}={path}: the config file does not load "
+                                         f"({reason}).")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing; our errors (e.g. a config variant) and unloadable config files as
+  one line, other flag errors as absl reports them."""
+  verbose = any(arg in ("--verbose", "--verbose=true", "--verbose=True") for arg in argv)
+  try:
+    remaining = FLAGS(argv)
+  except flags.Error as error:
+    ours = _our_error(error)
+    if ours is not None and not verbose:
+      _fail(ours)
+    # As absl's own parser reports a flag error (parsing again would redefine the
+    # config's override flags).
+    message = str(error)
+    message = f"\n{textwrap.indent(message, '  ')}\n" if "\n" in message else f" {message}\n"
+    sys.stderr.write(f"FATAL Flags parsing error:{message}"
+                     "Pass --helpshort or --helpfull to see help on flags.\n")
+    sys.exit(1)
+  # Every command's config file flag is --config.
+  if "config" in FLAGS and FLAGS["config"].value is not None and not FLAGS.verbose:
+    problem = _unloadable_config_file("config", FLAGS["config"])
+    if problem is not None:
+      _fail(problem)
+  return remaining
+
+
+def _report_errors(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
+  if FLAGS.verbose:
+    return main(argv)
+  quiet_library_logs()
+  try:
+    return main(argv)
+  except errors.LpaaeError as error:
+    _fail(error)
+
+
+def run(main: Callable[[list[str]], Any]) -> None:
+  """`app.run(main)` with the behaviour of the module docstring; call it once per process,
+  after the command has defined its flags."""
+  flags.DEFINE_bool("verbose", False, "Show the traceback of lpaae_jax's errors and every "
+                    "library's INFO log lines (default: a one-line error; warnings only).")
+  app.run(lambda argv: _report_errors(main, argv), flags_parser=_parse_flags)
