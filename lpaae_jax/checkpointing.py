@@ -56,8 +56,11 @@ def run_metadata(config: ml_collections.ConfigDict, step: int) -> dict[str, Any]
   spec = states_lib.ModelSpec.from_config(config)
   return {"step": int(step), "seed": int(config.seed), "dataset": config.dataset,
           "batch_size": int(config.batch_size),
+          # The fast paths change how the networks compute, not their function or
+          # parameters: a run trained with them restores without them (e.g. on a GPU).
           "model_spec": {k: list(v) if isinstance(v, tuple) else v
-                         for k, v in dataclasses.asdict(spec).items()}}
+                         for k, v in dataclasses.asdict(spec).items()
+                         if k != "cpu_fast_paths"}}
 
 
 def save(manager: ocp.CheckpointManager, step: int, states: states_lib.States,

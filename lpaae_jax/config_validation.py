@@ -13,6 +13,7 @@ CONDITIONS = ("none", "supervised", "unsupervised")
 PRIORS = ("learned", "fixed")
 GAN_LOSSES = ("non_saturating", "minimax")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+FAST_PATHS = ("auto", "cpu", "xla")
 ON_NONFINITE = ("stop", "skip")
 CHANNELS = (1, 3)
 LABEL_TIES = ("none", "code_discriminator", "q_real", "both")
@@ -70,6 +71,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
            f"allowed: {', '.join(GAN_LOSSES)}")
   _require(config.compute_dtype in COMPUTE_DTYPES, "compute_dtype", config.compute_dtype,
            f"allowed: {', '.join(COMPUTE_DTYPES)}")
+  _require(config.get("fast_paths", "auto") in FAST_PATHS, "fast_paths",
+           config.get("fast_paths"), f"allowed: {', '.join(FAST_PATHS)}")
   for field in ("model.width", "model.code_dim", "model.noise_dim", "model.num_classes",
                 "model.image_size", "model.disc_hidden", "batch_size"):
     _positive_int(config, field)

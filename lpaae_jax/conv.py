@@ -4,15 +4,16 @@ XLA:CPU computes a convolution's kernel gradient as a convolution whose window i
 feature map, several times slower than the forward convolution of the same FLOPs (3x3
 64->64 at 32x32, batch 64: 0.27-0.60 s vs 0.07 s); at full width these took 60% of a
 training iteration's op time (`python -m experiments.benchmark.profile_ops
---xla_kernel_gradients`). The same gradient is a sum over the kernel's taps of (input
+--config.fast_paths=xla`). The same gradient is a sum over the kernel's taps of (input
 shifted by the tap)^T @ (output gradient), one matmul per tap with the batch and spatial
 positions as contraction, which XLA runs as ordinary matmuls.
 
 `conv_general_dilated` below is a drop-in for `jax.lax.conv_general_dilated` (and
 `nn.Conv(conv_general_dilated=...)`): the forward pass and the input gradient are XLA's;
 only the kernel gradient is formulated differently (the same sum, reassociated), and only
-where that measured faster. Other backends, and configurations it does not cover
-(dilation, feature groups, layouts other than NHWC/HWIO), use lax's.
+where that measured faster. Configurations it does not cover (dilation, feature groups,
+layouts other than NHWC/HWIO) use lax's. The networks use it only with `config.fast_paths`
+on (`auto` on the CPU backend; see `states.cpu_fast_paths`).
 """
 
 import functools
@@ -40,7 +41,7 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Any,
            and precision is None and preferred_element_type is None
            and all(d == 1 for d in (lhs_dilation or (1, 1)))
            and all(d == 1 for d in (rhs_dilation or (1, 1))))
-  if not plain or jax.default_backend() != "cpu":
+  if not plain:
     return lax_conv()
   if (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
       != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC_HWIO)):

@@ -2,9 +2,14 @@
 
 Image size, channels, width multiplier and code/noise dims are module fields, so MNIST,
 CIFAR-10 and SVHN build the same classes with different numbers. Parameters are float32;
-`dtype` sets the activation (compute) dtype. Discriminators return logits. Convolutions are
-`nn.Conv` with `conv.conv_general_dilated`: the same function and parameters, with a faster
-kernel gradient on CPU.
+`dtype` sets the activation (compute) dtype. Discriminators return logits.
+
+`cpu_fast_paths` (a field of each conv-holding module, set from `config.fast_paths` by
+`states.ModelSpec`, the one place that reads it) swaps in XLA:CPU-friendly formulations of
+the same functions with the same parameter names: `nn.Conv` with `conv.conv_general_dilated`
+(tap-by-tap matmul kernel gradients) and `SubPixelConvTranspose` for `nn.ConvTranspose`.
+False (the default, and what `auto` gives on GPUs and TPUs) builds plain Flax layers; a
+checkpoint loads either way.
 """
 
 import functools
@@ -42,7 +47,12 @@ def _batch_norm(train: bool, momentum: float, dtype: Dtype) -> nn.BatchNorm:
 
 
 # nn.Conv (same parameters, names and initialisers) with conv.py's CPU kernel gradient.
-Conv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
+_CpuConv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
+
+
+def conv_layer(cpu_fast_paths: bool):
+  """The 2-D convolution class: nn.Conv, or the same layer with conv.py's kernel gradient."""
+  return _CpuConv if cpu_fast_paths else nn.Conv
 
 
 class SubPixelConvTranspose(nn.Module):
@@ -92,24 +102,27 @@ class ResBlock(nn.Module):
   """conv3x3 -> ReLU -> conv3x3, plus a skip, ReLU after the sum (no normalisation).
 
   `resample="down"` makes the first conv 3x3 stride 2 (encoder); `"up"` makes it a 4x4
-  stride-2 transposed conv (decoder), the same function as DESIGN §1's, computed as sub-pixel
-  convolutions by `SubPixelConvTranspose` because XLA:CPU's transposed conv is slow (its
-  parameters keep the name `ConvTranspose_0`). When resolution or channels change, the skip
-  is a learned 1x1 projection after average-pooling / nearest upsampling (ours).
+  stride-2 transposed conv (decoder), DESIGN §1's; with `cpu_fast_paths` computed as
+  sub-pixel convolutions by `SubPixelConvTranspose`, because XLA:CPU's transposed conv is
+  slow (both name their parameters `ConvTranspose_0`). When resolution or channels change,
+  the skip is a learned 1x1 projection after average-pooling / nearest upsampling (ours).
   """
   features: int
   resample: str = "none"  # none | down | up
   dtype: Dtype = jnp.float32
+  cpu_fast_paths: bool = False
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda f, k, s=1: Conv(f, (k, k), strides=(s, s), padding="SAME",
-                                  dtype=self.dtype, param_dtype=jnp.float32)
+    conv = lambda f, k, s=1: conv_layer(self.cpu_fast_paths)(
+        f, (k, k), strides=(s, s), padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
     if self.resample == "down":
       h = conv(self.features, 3, 2)(x)
     elif self.resample == "up":
-      h = SubPixelConvTranspose(self.features, dtype=self.dtype, param_dtype=jnp.float32,
-                                name="ConvTranspose_0")(x)
+      transposed = SubPixelConvTranspose if self.cpu_fast_paths else functools.partial(
+          nn.ConvTranspose, kernel_size=(4, 4), strides=(2, 2), padding="SAME")
+      h = transposed(self.features, dtype=self.dtype, param_dtype=jnp.float32,
+                     name="ConvTranspose_0")(x)
     elif self.resample == "none":
       h = conv(self.features, 3)(x)
     else:
@@ -134,15 +147,17 @@ class Encoder(nn.Module):
   image_size: int = 32
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
+  cpu_fast_paths: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool):
     x = x.astype(self.dtype)
-    x = nn.relu(Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype,
-                     param_dtype=jnp.float32)(x))
-    x = ResBlock(self.width, dtype=self.dtype)(x)
+    x = nn.relu(conv_layer(self.cpu_fast_paths)(self.width, (3, 3), padding="SAME",
+                                                 dtype=self.dtype, param_dtype=jnp.float32)(x))
+    x = ResBlock(self.width, dtype=self.dtype, cpu_fast_paths=self.cpu_fast_paths)(x)
     for level in range(1, num_resolution_levels(self.image_size) + 1):
-      x = ResBlock(level_width(self.width, level), "down", dtype=self.dtype)(x)
+      x = ResBlock(level_width(self.width, level), "down", dtype=self.dtype,
+                   cpu_fast_paths=self.cpu_fast_paths)(x)
     x = jnp.mean(x, axis=(1, 2))  # global average pool over the 4x4 map
     x = nn.Dense(2 * self.code_dim, dtype=self.dtype, param_dtype=jnp.float32)(x)
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
@@ -157,6 +172,7 @@ class Decoder(nn.Module):
   image_size: int = 32
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
+  cpu_fast_paths: bool = False
 
   @nn.compact
   def __call__(self, z, train: bool):
@@ -168,9 +184,10 @@ class Decoder(nn.Module):
     x = x.reshape(z.shape[0], BASE_RESOLUTION, BASE_RESOLUTION, base_width)
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
     for level in reversed(range(levels)):
-      x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype)(x)
-    x = Conv(self.channels, (3, 3), padding="SAME", dtype=self.dtype,
-             param_dtype=jnp.float32)(x)
+      x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype,
+                   cpu_fast_paths=self.cpu_fast_paths)(x)
+    x = conv_layer(self.cpu_fast_paths)(self.channels, (3, 3), padding="SAME",
+                                        dtype=self.dtype, param_dtype=jnp.float32)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -204,11 +221,12 @@ class ImageDiscriminator(nn.Module):
   hidden: int = 1000
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
+  cpu_fast_paths: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = lambda f: Conv(f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
-                          param_dtype=jnp.float32)
+    conv = lambda f: conv_layer(self.cpu_fast_paths)(
+        f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
     x = x.astype(self.dtype)
     layer1 = nn.leaky_relu(conv(self.width)(x), LEAKY_SLOPE)
     layer2 = nn.leaky_relu(

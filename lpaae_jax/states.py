@@ -46,6 +46,8 @@ class ModelSpec:
   bn_momentum: float = 0.9
   label_tie: str = "none"
   compute_dtype: str = "float32"
+  # XLA:CPU formulations of the same functions (config.fast_paths; see fast_paths_on_cpu).
+  cpu_fast_paths: bool = False
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "ModelSpec":
@@ -59,7 +61,8 @@ class ModelSpec:
                bn_momentum=model.bn_momentum,
                # The tie only exists in the supervised setting (the others have no labels).
                label_tie=model.label_tie if model.condition == "supervised" else "none",
-               compute_dtype=config.compute_dtype)
+               compute_dtype=config.compute_dtype,
+               cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")))
 
   @property
   def conditional(self) -> bool:
@@ -105,12 +108,12 @@ class ModelSpec:
   @functools.cache
   def encoder(self) -> models.Encoder:
     return models.Encoder(self.width, self.code_dim, self.image_size, self.bn_momentum,
-                          self.dtype)
+                          self.dtype, self.cpu_fast_paths)
 
   @functools.cache
   def decoder(self) -> models.Decoder:
     return models.Decoder(self.width, self.channels, self.image_size, self.bn_momentum,
-                          self.dtype)
+                          self.dtype, self.cpu_fast_paths)
 
   @functools.cache
   def code_generator(self) -> models.CodeGenerator:
@@ -119,7 +122,7 @@ class ModelSpec:
   @functools.cache
   def image_discriminator(self) -> models.ImageDiscriminator:
     return models.ImageDiscriminator(self.width, self.num_classes, self.disc_hidden,
-                                     self.bn_momentum, self.dtype)
+                                     self.bn_momentum, self.dtype, self.cpu_fast_paths)
 
   @functools.cache
   def code_discriminator(self) -> models.CodeDiscriminator:
@@ -194,7 +197,7 @@ def _jitted_init(spec: ModelSpec, tx: optax.GradientTransformation, sharding):
   init = functools.partial(init_states, spec, tx)
   shapes = jax.eval_shape(init, jax.random.key(0))
   return jax.jit(init, out_shardings=state_shardings(shapes, sharding),
-                 compiler_options=_init_compiler_options())
+                 compiler_options=_init_compiler_options(spec.cpu_fast_paths))
 
 
 def state_shardings(shapes: States, sharding=None):
@@ -205,9 +208,20 @@ def state_shardings(shapes: States, sharding=None):
   return jax.tree_util.tree_map(lambda _: sharding, shapes)
 
 
-def _init_compiler_options() -> Optional[dict[str, Any]]:
+def cpu_fast_paths(fast_paths: str) -> bool:
+  """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
+  the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
+  transposed convs, unrolled fused iterations and a cheap compile of the initialisation,
+  each measured faster on XLA:CPU (experiments/README.md); "xla": plain Flax layers and
+  XLA's defaults; "auto": "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
+  if fast_paths == "auto":
+    return jax.default_backend() == "cpu"
+  return fast_paths == "cpu"
+
+
+def _init_compiler_options(cpu_fast_paths_on: bool) -> Optional[dict[str, Any]]:
   # Initialisation runs once but its RNG-heavy graph takes XLA:CPU ~5x longer to compile
   # at full optimisation than it takes to run; skip the expensive passes there.
-  if jax.default_backend() == "cpu":
+  if cpu_fast_paths_on:
     return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
   return None

@@ -482,19 +482,14 @@ def run_iterations(aae_step, prior_step, states: States, batches: dict[str, Any]
   return jax.lax.scan(iteration, states, (steps, batches), unroll=unroll)
 
 
-def unroll_iterations() -> bool:
-  """Whether fused iterations are unrolled on this backend. XLA:CPU leaves the
-  weight-gradient convolutions of a while-loop body in non-canonical layouts and emits
-  them as plain loops: a rolled scan ran 12x slower per iteration than single steps
-  (MNIST w=8 batch 64: 2.7 s vs 0.22 s), the unrolled one 15% faster (0.19 s). GPUs and
-  TPUs keep the rolled loop, whose compile time does not grow with k."""
-  return jax.default_backend() == "cpu"
-
-
 def _run_model_iterations(aae_step, prior_step, states, batches, train_key, first_step):
   check_stacked_batches(batches)
+  # With the CPU fast paths, fused iterations are unrolled: XLA:CPU leaves the
+  # weight-gradient convolutions of a while-loop body in non-canonical layouts and emits
+  # them as plain loops (a rolled scan measured 12x slower per iteration than single
+  # steps). GPUs and TPUs keep the rolled loop, whose compile time does not grow with k.
   return run_iterations(aae_step, prior_step, states, batches, train_key, first_step,
-                        unroll=unroll_iterations())
+                        unroll=states.spec.cpu_fast_paths)
 
 
 def make_multi_step(config: ml_collections.ConfigDict, *, state_sharding=None,

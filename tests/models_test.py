@@ -1,10 +1,13 @@
 """Shapes, dtypes and parameter counts of every network (DESIGN §1)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import test as test_config
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax.states import ModelSpec, init_states, make_optimizer
@@ -132,28 +135,80 @@ def test_sub_pixel_conv_transpose_matches_flax_conv_transpose(size):
       actual_bf16, expected)
 
 
-def test_wide_encoder_takes_the_matmul_kernel_gradient_and_matches_lax(monkeypatch):
+def test_wide_encoder_takes_the_matmul_kernel_gradient_and_matches_lax():
   """At width 32 the encoder's full-resolution convs are wide enough for conv.py's matmul
-  kernel gradient; its parameter gradients equal those with lax's convolution throughout."""
-  from lpaae_jax import conv as conv_lib
-  encoder = ModelSpec(channels=1, width=32, code_dim=16).encoder()
+  kernel gradient; its parameter gradients equal those of plain nn.Conv throughout."""
+  spec = ModelSpec(channels=1, width=32, code_dim=16)
+  fast, plain = (dataclasses.replace(spec, cpu_fast_paths=on).encoder() for on in (True, False))
   images = _mnist_batch_padded(batch=2)
-  variables = encoder.init(jax.random.key(0), images, train=False)
-  forward = jax.make_jaxpr(lambda x: encoder.apply(variables, x, train=False))(images)
-  assert "custom_vjp_call" in str(forward)
+  variables = fast.init(jax.random.key(0), images, train=False)
+  forward = lambda encoder: jax.make_jaxpr(
+      lambda x: encoder.apply(variables, x, train=False))(images)
+  assert "custom_vjp_call" in str(forward(fast))
+  assert "custom_vjp_call" not in str(forward(plain))
 
-  def parameter_gradients():
+  def parameter_gradients(encoder):
     def loss(params):
       codes, _ = encoder.apply({**variables, "params": params}, images, train=True,
                                mutable=["batch_stats"])
       return jnp.sum(jnp.sin(codes))
     return jax.jit(jax.grad(loss))(variables["params"])
 
-  ours = parameter_gradients()
-  monkeypatch.setattr(conv_lib, "matmul_kernel_gradient_is_faster", lambda *args: False)
-  theirs = parameter_gradients()
+  ours, theirs = parameter_gradients(fast), parameter_gradients(plain)
   for (path, got), expected in zip(jax.tree_util.tree_flatten_with_path(ours)[0],
                                    jax.tree_util.tree_leaves(theirs)):
     scale = float(jnp.abs(expected).max())
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale,
                                err_msg=jax.tree_util.keystr(path))
+
+
+def test_fast_paths_switch_keeps_every_parameter_and_the_decoders_function():
+  """config.fast_paths chooses how the networks compute, in one place (ModelSpec): "auto"
+  is "cpu" on this CPU backend; "xla" builds plain Flax layers (nn.ConvTranspose in the
+  decoder). Parameter names and shapes are the same both ways, so checkpoints load either
+  way, and the decoder computes the same function."""
+  def spec_of(fast_paths):
+    config = test_config.get_config()
+    config.fast_paths = fast_paths
+    return ModelSpec.from_config(config)
+  assert spec_of("auto").cpu_fast_paths == (jax.default_backend() == "cpu")
+  fast, plain = spec_of("cpu"), spec_of("xla")
+  assert fast.cpu_fast_paths and not plain.cpu_fast_paths
+  tx = make_optimizer(test_config.get_config())
+
+  def parameter_table(spec):
+    shapes = jax.eval_shape(lambda key: init_states(spec, tx, key), jax.random.key(0))
+    return [(jax.tree_util.keystr(path), leaf.shape, leaf.dtype)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]]
+  table = parameter_table(fast)
+  assert any("ConvTranspose_0" in path for path, _, _ in table)
+  assert table == parameter_table(plain)
+
+  codes = jax.random.normal(jax.random.key(1), (3, fast.code_dim))
+  variables = fast.decoder().init(jax.random.key(2), codes, train=False)
+  jaxpr = lambda spec: str(jax.make_jaxpr(
+      lambda z: spec.decoder().apply(variables, z, train=False))(codes))
+  # nn.ConvTranspose is a convolution of the 2x-dilated input; the sub-pixel form has none.
+  assert "lhs_dilation=(2, 2)" in jaxpr(plain) and "lhs_dilation=(2, 2)" not in jaxpr(fast)
+  outputs = [np.asarray(jax.jit(lambda z, d=spec.decoder(): d.apply(variables, z, train=False))(
+      codes)) for spec in (fast, plain)]
+  np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+
+def test_checkpoint_metadata_ignores_the_fast_paths(tmp_path):
+  from lpaae_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  trained, restoring = test_config.get_config(), test_config.get_config()
+  trained.fast_paths, restoring.fast_paths = "cpu", "xla"
+  checkpointing.check_compatible(checkpointing.run_metadata(trained, 5), restoring,
+                                 str(tmp_path))  # no CheckpointMismatchError
+  restoring.model.width = 8  # while a real model difference still is one
+  with pytest.raises(checkpointing.CheckpointMismatchError, match="model.width"):
+    checkpointing.check_compatible(checkpointing.run_metadata(trained, 5), restoring,
+                                   str(tmp_path))
+
+
+def test_fast_paths_rejects_unknown_values():
+  config = test_config.get_config()
+  config.fast_paths = "gpu"
+  with pytest.raises(ValueError, match="fast_paths.*auto, cpu, xla"):
+    ModelSpec.from_config(config)

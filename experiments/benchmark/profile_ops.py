@@ -2,14 +2,14 @@ r"""Where a training iteration's time goes on this backend: XLA's per-op times, 
 
 Run:
   python -m experiments.benchmark.profile_ops --config=configs/cifar10.py \
-      [--xla_kernel_gradients] > experiments/benchmark/profile_cpu_w64.txt
+      [--config.fast_paths=xla] > experiments/benchmark/profile_cpu_w64.txt
 
 Profiles two iterations of each phase step (after two warm-up iterations) with
 `jax.profiler`, maps each traced op back to its HLO instruction, and sums the time of:
 convolution kernel gradients (a convolution whose output is a kernel: a <= 4x4 spatial
 result), other convolutions, dots, and everything else, then lists the slowest ops.
-`--xla_kernel_gradients` turns off conv.py's matmul kernel gradients (XLA's own instead),
-to see what they replace. Op times can sum to more than the wall time (ops run in parallel).
+`--config.fast_paths=xla` turns off the CPU formulations (conv.py's matmul kernel gradients,
+sub-pixel transposed convs: XLA's own convolutions instead), to see what they replace. Op times can sum to more than the wall time (ops run in parallel).
 """
 
 import collections
@@ -27,13 +27,10 @@ import numpy as np
 from ml_collections import config_flags
 
 import lpaae_jax
-from lpaae_jax import conv as conv_lib
 from lpaae_jax import train_steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
                                           lock_config=True)
-_XLA_KERNEL_GRADIENTS = flags.DEFINE_bool(
-    "xla_kernel_gradients", False, "Use XLA's convolution kernel gradients everywhere.")
 _TOP = flags.DEFINE_integer("top", 25, "How many of the slowest ops to list.")
 ITERATIONS = 2
 
@@ -78,9 +75,7 @@ def kind_of(description: str) -> str:
   return "other (elementwise, reductions, copies)"
 
 
-def profile(config, use_xla_kernel_gradients: bool) -> None:
-  if use_xla_kernel_gradients:
-    conv_lib.matmul_kernel_gradient_is_faster = lambda *args: False
+def profile(config) -> None:
   states = lpaae_jax.create_states(config, jax.random.key(0))
   rng = np.random.default_rng(0)
   size, channels = config.model.image_size, config.model.channels
@@ -118,7 +113,8 @@ def profile(config, use_xla_kernel_gradients: bool) -> None:
       rows.append((value, phase, described[name]))
   total = sum(by_kind.values())
   print(f"{config.dataset} width {config.model.width} batch {config.batch_size}, "
-        f"{'XLA' if use_xla_kernel_gradients else 'conv.py matmul'} kernel gradients, "
+        f"fast_paths={config.fast_paths} "
+        f"(CPU formulations {'on' if states.spec.cpu_fast_paths else 'off'}), "
         f"jax {jax.__version__} on {jax.devices()[0].device_kind}")
   print(f"wall per iteration: aae {wall['aae']:.2f} s + prior {wall['prior']:.2f} s; "
         f"op time {total:.2f} s")
@@ -132,7 +128,7 @@ def profile(config, use_xla_kernel_gradients: bool) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  profile(_CONFIG.value, _XLA_KERNEL_GRADIENTS.value)
+  profile(_CONFIG.value)
 
 
 if __name__ == "__main__":
