@@ -94,6 +94,20 @@ def test_real_train_batch(dataset):
     assert np.mean(images[:, 2:30, 2:30] == -1.0) > 0.5
 
 
+def test_real_train_split_is_decoded_once_per_process_and_read_only():
+  config = real_config("mnist", batch_size=64)
+  images, labels = input_pipeline._load_train_arrays(config)  # pylint: disable=protected-access
+  again = input_pipeline._load_train_arrays(config)  # pylint: disable=protected-access
+  assert again[0] is images and again[1] is labels and len(labels) == 60_000
+  assert not images.flags.writeable and not labels.flags.writeable
+  # mock_data's examples depend on its arguments: never served from (or into) the cache.
+  with tfds.testing.mock_data(num_examples=40):
+    mocked, _ = input_pipeline._load_train_arrays(  # pylint: disable=protected-access
+        apply_overrides(config.copy_and_resolve_references(), download=True))
+  assert len(mocked) == 40
+  assert input_pipeline._load_train_arrays(config)[0] is images  # pylint: disable=protected-access
+
+
 def test_real_resume_matches_uninterrupted_run():
   config = real_config("cifar10", batch_size=64)
   uninterrupted = take(input_pipeline.create_train_iterator(config), 4)
