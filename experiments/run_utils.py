@@ -73,8 +73,8 @@ def run_once(config: ml_collections.ConfigDict, workdir: str, *,
   if step < config.num_train_steps:
     raise RunInterrupted(f"{workdir} stopped at step {step} of {config.num_train_steps} "
                          "(SIGTERM); run the same command again to resume.")
-  results = evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"),
-                                     judge_path=judge_path, step=step)
+  # Into eval/step_<step>/, copied to eval/ (the metrics.json read above).
+  results = evaluate.evaluate_run(config, states, workdir, step, judge_path=judge_path)
   info["eval_seconds"] = time.time() - start
   write_json(info_path, info)
   return {"metrics": results, **info}

@@ -3,6 +3,7 @@ r"""Benchmark of the training iteration: step times, compile times, FLOPs, roofl
 Run:
   python -m lpaae_jax.benchmark --config=configs/cifar10.py [--config.model.width=64] \
       [--json=bench.json] [--repeats=5] [--loop_steps=20]
+  python -m lpaae_jax.benchmark --workdir=runs/cifar10   # the run's stored config.json
 
 Measures, at the config's width, batch and compute_dtype:
   * each phase step (aae, prior) and the full iteration: median ms and images/s over
@@ -49,6 +50,7 @@ from ml_collections import config_flags
 import lpaae_jax
 from lpaae_jax import cli
 from lpaae_jax import config_validation
+from lpaae_jax import provenance
 from lpaae_jax import train
 from lpaae_jax import train_steps
 
@@ -58,6 +60,9 @@ def _define_flags() -> dict:
   return {
       "config": config_flags.DEFINE_config_file("config", None, "Training config file.",
                                                 lock_config=True),
+      "workdir": flags.DEFINE_string("workdir", None,
+                                     "A training workdir whose stored config (config.json) "
+                                     "is benchmarked when --config is omitted."),
       "json": flags.DEFINE_string("json", None, "Also write the results as JSON to this path."),
       # Bounds checked at parsing: a bad value is a one-line flag error, not a traceback.
       "repeats": flags.DEFINE_integer("repeats", 5,
@@ -434,17 +439,28 @@ def run_and_report(config: ml_collections.ConfigDict, json_path: Optional[str] =
   return results
 
 
+def resolve_config(config: Optional[ml_collections.ConfigDict],
+                   workdir: Optional[str]) -> ml_collections.ConfigDict:
+  """--config when given, else the stored config of --workdir's run."""
+  if config is not None:
+    return config
+  if workdir is None:
+    raise config_validation.ConfigError("Pass --config=<config file> or --workdir=<a training "
+                                        "workdir> (its stored config.json is used).")
+  return provenance.load_config(workdir)
+
+
 def main(argv, cli_flags: dict):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   values = {name: flag.value for name, flag in cli_flags.items()}
-  run_and_report(values.pop("config"), values.pop("json"), **values)
+  config = resolve_config(values.pop("config"), values.pop("workdir"))
+  run_and_report(config, values.pop("json"), **values)
 
 
 def run() -> None:
   """The `lpaae-benchmark` command (python -m lpaae_jax.benchmark)."""
   cli_flags = _define_flags()
-  flags.mark_flags_as_required(["config"])
   cli.run(lambda argv: main(argv, cli_flags))
 
 

@@ -2,8 +2,9 @@
 
 The input pipeline's position is a pure function of (seed, step) (see input_pipeline), so
 the step is all a resumed run needs to see the batches an uninterrupted run would have.
-The metadata records the model spec; restoring into a different model stops with an error
-naming the mismatched field instead of failing inside Orbax or overwriting the run.
+The metadata records the dataset and the model spec; restoring into another dataset or model
+stops with an error naming the mismatched field instead of failing inside Orbax or
+overwriting the run.
 """
 
 import contextlib
@@ -147,17 +148,27 @@ def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_
 
 
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict,
-                     directory: str) -> None:
-  """Raises CheckpointMismatchError naming the first model field that differs."""
+                     directory: str, holding: str = "holds a checkpoint of") -> None:
+  """Raises CheckpointMismatchError naming the dataset, or else the first model field, that
+  differs between `meta` (`run_metadata` of the run that wrote `directory`) and `config`.
+
+  `holding` words what `directory` is ("holds a checkpoint of", or for a stored config
+  "records"): the message reads "<directory> <holding> a run with dataset='svhn', ..."."""
+  fix = ("rerun with the run's original config (the evaluator uses the workdir's stored "
+         "config.json when --config is omitted) or use another --workdir.")
+  saved_dataset = meta.get("dataset")
+  if saved_dataset is not None and saved_dataset != config.dataset:
+    raise CheckpointMismatchError(
+        f"{directory} {holding} a run with dataset={saved_dataset!r}, but this config has "
+        f"dataset={config.dataset!r}: {fix}")
   expected = run_metadata(config, 0)["model_spec"]
   saved = meta.get("model_spec", {})
   for field, value in expected.items():
     if field in saved and saved[field] != value:
       config_field = "compute_dtype" if field == "compute_dtype" else f"model.{field}"
       raise CheckpointMismatchError(
-          f"{directory} holds a checkpoint of a model with {config_field}={saved[field]!r}, "
-          f"but this config has {config_field}={value!r}: rerun with the run's original "
-          "config or use another --workdir.")
+          f"{directory} {holding} a model with {config_field}={saved[field]!r}, "
+          f"but this config has {config_field}={value!r}: {fix}")
 
 
 def restore(manager: ocp.CheckpointManager, config: ml_collections.ConfigDict,

@@ -1,10 +1,13 @@
 """Evaluation of trained states: every metric that applies to the run's setting, plus figures.
 
-  python -m lpaae_jax.evaluate --config=configs/cifar10.py --workdir=runs/cifar10 \
+  python -m lpaae_jax.evaluate --workdir=runs/cifar10 [--config=configs/cifar10.py] \
       [--judge=DIR] [--num_samples=N]
 
-restores the workdir's latest checkpoint and writes `WORKDIR/eval/metrics.json`, the PNGs
-and TensorBoard summaries (use the run's training config, with its variant).
+restores the workdir's latest checkpoint and writes `WORKDIR/eval/step_N/metrics.json` and
+the PNGs (N: the checkpoint's step), copies them to `WORKDIR/eval/` (the latest evaluation),
+and writes TensorBoard summaries. Without `--config` the run's stored config
+(`WORKDIR/config.json`, written by training) is used; with it (the training config, with
+its variant) overrides apply as usual, and a config of another dataset or model is an error.
 
 `evaluate_states(config, states, out_dir, ...)` computes, in eval mode:
 
@@ -24,8 +27,11 @@ and TensorBoard summaries (use the run's training config, with its variant).
   reconstruction_judge_accuracy   judge(dec(enc(x))) == label of x: the reconstructions
                           keep the class (needs a judge)
 
-and writes `out_dir/metrics.json`, `samples_grid.png` (Figure 3), `reconstructions.png` and
-`tsne.png` (Figure 4), and, given a clu MetricWriter, the scalars and images under `eval/`.
+and writes `out_dir/metrics.json` (with "provenance": the config, git commit, package
+versions and devices; see lpaae_jax.provenance), `samples_grid.png` (Figure 3),
+`reconstructions.png` and `tsne.png` (Figure 4), and, given a clu MetricWriter, the scalars
+and images under `eval/`. `evaluate_run(config, states, workdir, step)` does that in
+`workdir/eval/step_<step>/` and copies the files to `workdir/eval/`.
 Samples use s = 0, 1, ..., 9, 0, ... (balanced) and noise fixed by config.seed, so the
 numbers of successive evaluations of one run are comparable.
 
@@ -39,12 +45,13 @@ Optional config fields (read with defaults when absent):
                                  (`lpaae_jax.recalibrate_batch_norm`)
   config.eval.use_inception      True; False skips FID/IS (InceptionV3 at 299x299 is slow on
                                  a CPU: the judge's FID then stands in)
-  config.eval.stats_cache_dir    None: out_dir
+  config.eval.stats_cache_dir    None: out_dir (evaluate_run: WORKDIR/eval, for every step)
 """
 
 import functools
 import json
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, Optional
@@ -61,12 +68,15 @@ from ml_collections import config_flags
 import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import cli
+from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
+from lpaae_jax import provenance
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
 from lpaae_jax.states import States
 
 METRICS_FILE = "metrics.json"
+EVAL_DIR = "eval"  # in a workdir: step_N/ per evaluated step, and the latest one's copies
 FIGURE_FILES = {"samples_grid": "samples_grid.png", "reconstructions": "reconstructions.png",
                 "tsne": "tsne.png"}
 DEFAULT_NUM_TSNE_POINTS = 1000
@@ -423,6 +433,7 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
   results["figures"] = {name: os.path.basename(path) for name, path in paths.items()}
   results["unavailable"] = unavailable
   results["eval_seconds"] = round(time.time() - start_time, 1)
+  results["provenance"] = provenance.record(config)
   write_metrics_json(out_dir, results)
 
   if writer is not None:
@@ -446,22 +457,60 @@ def _define_flags() -> None:
   flags.DEFINE_integer("num_samples", None,
                        "Generated samples (default config.eval.num_samples).",
                        lower_bound=2)  # FID needs a covariance
-  config_flags.DEFINE_config_file("config", None, "The run's training config.",
+  config_flags.DEFINE_config_file("config", None, "The run's training config (default: the "
+                                  "one training stored in WORKDIR/config.json).",
                                   lock_config=True)
-  flags.mark_flags_as_required(["config", "workdir"])
+  flags.mark_flags_as_required(["workdir"])
 
 
-def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str, *,
+def eval_root(workdir: str) -> str:
+  return os.path.join(workdir, EVAL_DIR)
+
+
+def step_dir(workdir: str, step: int) -> str:
+  """Where the evaluation of the checkpoint of `step` goes: WORKDIR/eval/step_<step>/."""
+  return os.path.join(eval_root(workdir), f"step_{int(step)}")
+
+
+def publish_latest(source_dir: str, target_dir: str) -> None:
+  """Copies an evaluation's figures, then its metrics.json (last: a reader that finds it
+  finds the figures), to target_dir, each file replaced atomically."""
+  for name in list(FIGURE_FILES.values()) + [METRICS_FILE]:
+    source = os.path.join(source_dir, name)
+    if os.path.isfile(source):
+      with open(source, "rb") as source_file:
+        file_utils.write_atomically(os.path.join(target_dir, name),
+                                    lambda f, s=source_file: shutil.copyfileobj(s, f))
+
+
+def evaluate_run(config: ml_collections.ConfigDict, states: States, workdir: str, step: int,
+                 **kwargs) -> dict[str, Any]:
+  """evaluate_states into WORKDIR/eval/step_<step>/ (reference stats cached in
+  WORKDIR/eval/ unless config.eval.stats_cache_dir says otherwise), then its files copied
+  to WORKDIR/eval/ as the latest evaluation. kwargs: those of evaluate_states."""
+  kwargs.setdefault("stats_cache_dir", _eval_field(config, "stats_cache_dir")
+                    or eval_root(workdir))
+  out_dir = step_dir(workdir, step)
+  results = evaluate_states(config, states, out_dir, step=step, **kwargs)
+  if jax.process_index() == 0:
+    publish_latest(out_dir, eval_root(workdir))
+  return results
+
+
+def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, *,
                      judge_path: Optional[str] = None,
                      num_samples: Optional[int] = None) -> dict[str, Any]:
-  """Restores the workdir's latest checkpoint and evaluates it into `workdir/eval/`
-  (metrics.json, PNGs) and the workdir's TensorBoard events."""
+  """Restores the workdir's latest checkpoint (step N) and evaluates it into
+  `workdir/eval/step_N/` (metrics.json, PNGs; copied to `workdir/eval/`) and the workdir's
+  TensorBoard events. config None: the run's stored config (`WORKDIR/config.json`)."""
+  if config is None:
+    config = provenance.load_config(workdir)
+    logging.info("Evaluating with the run's stored config %s.", provenance.config_path(workdir))
   states, step = checkpointing.restore_latest(config, workdir)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   try:
-    return evaluate_states(config, states, os.path.join(workdir, "eval"),
-                           judge_path=judge_path, num_samples=num_samples, writer=writer,
-                           step=step)
+    return evaluate_run(config, states, workdir, step, judge_path=judge_path,
+                        num_samples=num_samples, writer=writer)
   finally:
     writer.close()
 

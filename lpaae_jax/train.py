@@ -3,7 +3,8 @@ summaries, checkpoints and exact resume.
 
 `train_and_evaluate(config, workdir)` restores the workdir's latest checkpoint or
 initialises, so rerunning the same command resumes. Batches and per-step keys are pure
-functions of (seed, step), so a resumed run computes what an uninterrupted one would.
+functions of (seed, step), so a resumed run computes what an uninterrupted one would. The
+resolved config is written to `WORKDIR/config.json` at the start (lpaae_jax.provenance).
 """
 
 import os
@@ -27,6 +28,7 @@ from lpaae_jax import config_validation
 from lpaae_jax import errors
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
+from lpaae_jax import provenance
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import figures
 
@@ -222,6 +224,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   writer = metric_writers.create_default_writer(workdir,
                                                 just_logging=jax.process_index() > 0)
   manager = checkpointing.create_manager(workdir, config)
+  if manager.all_steps():  # a resumed run: its stored config must describe the same model
+    try:
+      provenance.check_stored_config(workdir, config)
+    except errors.LpaaeError:
+      manager.close()
+      raise
   init_key, train_key, grid_key = jax.random.split(jax.random.key(config.seed), 3)
   try:
     restored = checkpointing.restore_newest_usable(manager, config, state_sharding)
@@ -241,6 +249,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   else:
     states, start_step = lpaae_jax.create_states(config, init_key, state_sharding), 0
     writer.write_hparams(_flatten(config.to_dict()))
+  if jax.process_index() == 0:  # hosts share the workdir: one writer
+    provenance.write_config(workdir, config, start_step)
   loop_steps = LoopSteps(*make_loop_steps(config, state_sharding, batch_sharding),
                          make_loop_multi_step(config, state_sharding, batch_sharding),
                          batch_sharding)
@@ -311,8 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
       writer.flush()
   trained = start_step < config.num_train_steps and not termination.requested
   if config.eval.full_eval_at_end and trained:
-    evaluate.evaluate_states(config, states, os.path.join(workdir, "eval"), writer=writer,
-                             step=config.num_train_steps)
+    evaluate.evaluate_run(config, states, workdir, config.num_train_steps, writer=writer)
   return states
 
 

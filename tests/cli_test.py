@@ -21,6 +21,7 @@ from lpaae_jax import cli
 from lpaae_jax import config_validation
 from lpaae_jax import errors
 from lpaae_jax import input_pipeline
+from lpaae_jax import provenance
 from lpaae_jax import train
 from lpaae_jax.evaluation import judge
 
@@ -95,6 +96,14 @@ def test_evaluate_without_checkpoint_prints_one_line_and_creates_nothing(tmp_pat
   assert not (tmp_path / "typo").exists()
 
 
+def test_evaluate_without_config_uses_the_stored_one_or_names_it(tmp_path):
+  # --config is optional: the workdir's config.json (written by training) stands in.
+  result, _ = _command("lpaae_jax.evaluate", f"--workdir={tmp_path / 'old_run'}", cwd=tmp_path)
+  _assert_one_line_error(result, "No stored config", str(tmp_path / "old_run" / "config.json"),
+                         "--config=")
+  assert not (tmp_path / "old_run").exists()
+
+
 def test_verbose_keeps_the_traceback(tmp_path):
   # The benchmark: also shows it runs through the same entry point as the other commands.
   result, _ = _command("lpaae_jax.benchmark", f"--config={TEST_CONFIG}",
@@ -116,6 +125,7 @@ def test_verbose_keeps_the_traceback(tmp_path):
     (checkpointing.NoUsableCheckpointError, RuntimeError),
     (checkpointing.NoCheckpointError, FileNotFoundError),
     (checkpointing.CheckpointSaveError, OSError),
+    (provenance.StoredConfigError, FileNotFoundError),
     (judge.JudgeUnavailableError, RuntimeError),
 ])
 def test_every_error_raised_on_purpose_is_shown_as_one_line(error_class, builtin):

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
+from lpaae_jax import provenance
 from lpaae_jax import train
 from tests import scale_out_test
 from tests.conftest import tiny_config
@@ -63,6 +64,12 @@ def test_train_writes_checkpoints_and_summaries(finished_run):
               "eval/pixel_rec_mse"):
     assert tag in tags["scalars"], (tag, sorted(tags["scalars"]))
   assert {"samples", "reconstructions"} <= tags["images"]
+
+
+def test_training_stores_its_resolved_config(finished_run):
+  config, workdir, _ = finished_run
+  assert provenance.load_config(str(workdir)) == config  # exactly, tuples included
+  assert json.loads((workdir / "config.json").read_text())["config"]["model"]["width"] == 4
 
 
 def test_restore_latest_gives_the_final_states(finished_run):
@@ -215,22 +222,31 @@ def test_labels_outside_the_classes_are_rejected():
 
 
 def test_training_ends_with_the_full_evaluation(finished_run):
-  _, workdir, _ = finished_run
-  metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+  config, workdir, _ = finished_run
+  metrics = json.loads((workdir / "eval" / "step_4" / "metrics.json").read_text())
   assert metrics["step"] == 4 and "kmeans_nmi" in metrics
+  assert metrics["provenance"]["config"] == json.loads(
+      provenance.config_to_json(config))["config"]
+  assert {"jax", "flax", "orbax-checkpoint"} <= set(metrics["provenance"]["package_versions"])
+  assert metrics["provenance"]["devices"]["device_count"] == jax.device_count()
+  # The latest evaluation's copy, which experiments/run_utils.py reads.
+  assert json.loads((workdir / "eval" / "metrics.json").read_text()) == metrics
 
 
 def test_evaluate_command_restores_the_run_and_writes_metrics_and_figures(finished_run,
                                                                           tmp_path):
+  # Without a config (the evaluator's --config omitted): the run's stored one.
   config, run_workdir, _ = finished_run
   workdir = tmp_path / "copy"
   shutil.copytree(run_workdir / "checkpoints", workdir / "checkpoints")
+  shutil.copyfile(run_workdir / "config.json", workdir / "config.json")
   with tfds.testing.mock_data(num_examples=64):
-    results = evaluate.evaluate_workdir(config, str(workdir), num_samples=20)
-  eval_dir = workdir / "eval"
-  assert (eval_dir / "metrics.json").is_file()
-  for png in ("samples_grid.png", "reconstructions.png", "tsne.png"):
-    assert (eval_dir / png).stat().st_size > 0
+    results = evaluate.evaluate_workdir(None, str(workdir), num_samples=20)
+  assert results["provenance"]["config"]["model"]["width"] == config.model.width
+  for eval_dir in (workdir / "eval" / "step_4", workdir / "eval"):  # per step, and latest
+    assert json.loads((eval_dir / "metrics.json").read_text())["num_samples"] == 20
+    for png in ("samples_grid.png", "reconstructions.png", "tsne.png"):
+      assert (eval_dir / png).stat().st_size > 0
   assert results["step"] == 4 and np.isfinite(results["reconstruction_mse"])
   assert 0 <= results["kmeans_nmi"] <= 1
   assert "eval/samples_grid" in event_tags(workdir)["images"]
