@@ -19,4 +19,9 @@ def get_config(variant=None):
   # iterations at 4e-4 reached what 3000 at 2e-4 did (judge accuracy of s = j as digit j
   # 0.95, of reconstructions 0.92), so a CPU budget goes twice as far.
   config.optim.learning_rate = 4e-4
+  if config.model.condition == "unsupervised":
+    # ours: with no labels, only the info term makes s the digit class. Measured at width 8,
+    # 3000 iterations (experiments/fidelity): Hungarian cluster accuracy 0.58 at weight 1,
+    # 0.73 at 3, 0.74 at 5 (whose judge FID doubled, 29 -> 53).
+    config.loss.info_weight = 3.0
   return config

@@ -40,6 +40,8 @@ from lpaae_jax import file_utils
 # ..."). The ablations before configs/mnist.py's learning rate became 4e-4 pin the 2e-4
 # they ran at, so that rerunning one reproduces its recorded row.
 _LR_2E4 = {"optim.learning_rate": 2e-4}
+# Likewise the unsupervised info weight before configs/mnist.py's became 3.
+_INFO_1 = {"loss.info_weight": 1.0}
 _LAYER_3 = {**_LR_2E4, "loss.feature_layers": (3,)}  # DESIGN's feature layer F alone
 _BEFORE = {"loss.adv_code_weight": 1.0, **_LAYER_3}  # the loss weights before this work
 VARIANTS = {
@@ -76,14 +78,14 @@ VARIANTS = {
     "sup_fixed_prior": ("supervised,fixed", _LR_2E4, "the defaults, fixed prior (the baseline)"),
     "sup_fixed_prior_lr_4e-4": ("supervised,fixed", {"optim.learning_rate": 4e-4},
                                 "the fixed prior at the current defaults"),
-    "unsup_defaults": ("unsupervised", _LR_2E4, "the defaults, unsupervised"),
-    "unsup_adv_code_1": ("unsupervised", {**_LR_2E4, "loss.adv_code_weight": 1.0},
+    "unsup_defaults": ("unsupervised", {**_LR_2E4, **_INFO_1}, "the defaults, unsupervised"),
+    "unsup_adv_code_1": ("unsupervised", {**_LR_2E4, **_INFO_1, "loss.adv_code_weight": 1.0},
                          "does a tighter match of encoder codes to the CG's mixture cluster "
                          "the data (the AAE's clustering mechanism)?"),
     "unsup_info_3": ("unsupervised", {**_LR_2E4, "loss.info_weight": 3.0},
                      "does a stronger info term make s take the most salient factor, the "
                      "class?"),
-    "unsup_lr_4e-4": ("unsupervised", {"optim.learning_rate": 4e-4},
+    "unsup_lr_4e-4": ("unsupervised", {"optim.learning_rate": 4e-4, **_INFO_1},
                       "does the unsupervised s find the classes with more training?"),
     "unsup_lr_4e-4_info_2": ("unsupervised", {"optim.learning_rate": 4e-4,
                                               "loss.info_weight": 2.0},
@@ -91,6 +93,9 @@ VARIANTS = {
     "unsup_lr_4e-4_info_3": ("unsupervised", {"optim.learning_rate": 4e-4,
                                               "loss.info_weight": 3.0},
                              "a stronger info term, with more training"),
+    "unsup_lr_4e-4_info_5": ("unsupervised", {"optim.learning_rate": 4e-4,
+                                              "loss.info_weight": 5.0},
+                             "is a still stronger info term better?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
 }
 
