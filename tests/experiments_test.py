@@ -23,6 +23,9 @@ def _table_config(data_dir, inception_dir):
       "log_every_steps": 1, "checkpoint_every_steps": 2, "eval_every_steps": 2,
       "eval.num_samples": 20, "eval.batch_size": 10, "eval.num_real_samples": 30,
       "eval.num_tsne_points": 30, "eval.num_splits": 2,
+      # No precise-BN pass: its compile per run is most of a tiny run's evaluation, and the
+      # table does not depend on it (tests/inference_test.py covers it).
+      "eval.recalibrate_bn_batches": 0,
       "eval.inception_weights": str(inception_dir / WEIGHTS_NAME)})
 
 

@@ -96,7 +96,12 @@ VARIANTS = {
     "unsup_lr_4e-4_info_5": ("unsupervised", {"optim.learning_rate": 4e-4,
                                               "loss.info_weight": 5.0},
                              "is a still stronger info term better?"),
+    "unsup_fixed_prior": ("unsupervised,fixed", {}, "the fixed prior at the current "
+                          "defaults, unsupervised"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
+    "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
+                     "image generation at the current defaults"),
+    "none_fixed_prior": ("none,fixed", {}, "image generation, fixed prior, current defaults"),
 }
 
 COLUMNS = (
