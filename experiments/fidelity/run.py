@@ -98,6 +98,15 @@ VARIANTS = {
                              "is a still stronger info term better?"),
     "unsup_fixed_prior": ("unsupervised,fixed", {}, "the fixed prior at the current "
                           "defaults, unsupervised"),
+    "unsup_adv_code_0.3": ("unsupervised", {"loss.adv_code_weight": 0.3},
+                           "a tighter match of encoder codes to the CG's mixture (between "
+                           "0.1 and the 1.0 that cost reconstructions): do the codes cluster "
+                           "by class?"),
+    "unsup_lr_8e-4": ("unsupervised", {"optim.learning_rate": 8e-4},
+                      "is the unsupervised s still finding the classes at 3000 iterations "
+                      "(0.42 at 1500 and lr 2e-4, 0.73 at 3000 and 4e-4)?"),
+    "unsup_noise_16": ("unsupervised", {"model.noise_dim": 16},
+                       "does a smaller noise z leave more of the variation to s?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
