@@ -34,9 +34,7 @@ def read_json(path: str) -> Optional[Any]:
     return None
 
 
-def write_json(path: str, value) -> None:
-  text = json.dumps(evaluate._json_ready(value), indent=2, sort_keys=True) + "\n"
-  file_utils.write_atomically(path, lambda f: f.write(text.encode("utf-8")))
+write_json = file_utils.write_json
 
 
 def run_once(config: ml_collections.ConfigDict, workdir: str, *,

@@ -1,23 +1,29 @@
 """lpaae_jax: Learning Priors for Adversarial Autoencoders in JAX/Flax.
 
-Public API:
-  create_states(config, key)            -> States (every network's TrainState)
-  make_train_steps(config)              -> (aae_phase_step, prior_phase_step), jitted
-  make_multi_step(config)               -> k iterations of both phases in one jitted call
-  sample(states, key, num, s=None)      -> images from the prior, eval mode
-  encode(states, images), reconstruct(states, images)
-  recalibrate_batch_norm(states, batches, key) -> states with the final networks' BatchNorm
-                                          statistics (precise BN), as evaluation uses
+The public API (README, "Library API"):
+
+  create_states(config, key, sharding=None) -> States: every network's TrainState
+  make_train_steps(config, *, state_sharding=None, batch_sharding=None) -> TrainSteps:
+      the jitted steps with the config's hyperparameters bound: `aae_phase` and
+      `prior_phase`, each (states, batch, key) -> (states, metrics), and `iterations`,
+      k iterations of both in one call
+  recalibrate_batch_norm(states, batches, key) -> States: the final networks' BatchNorm
+      statistics over training batches (precise BN), as evaluation uses them
+  sample(states, key, num, s=None) -> images from the prior, in inference mode
+  decode_noise(states, noise, s=None) -> images of given prior noise (fixed-noise grids)
+  encode(states, images) -> codes;  reconstruct(states, images) -> dec(enc(images))
+
+and the types they take and return: States, TrainState, TrainSteps, ModelSpec. The phases
+themselves, unjitted, are `lpaae_jax.train_steps.aae_phase_step` and `prior_phase_step`.
 """
 
 from lpaae_jax.inference import (decode_noise, encode, recalibrate_batch_norm, reconstruct,
                                  sample)
-from lpaae_jax.states import ModelSpec, States, TrainState, create_states
-from lpaae_jax.train_steps import (StepHyperparams, aae_phase_step, iteration_keys,
-                                   make_multi_step, make_train_steps, prior_phase_step)
+from lpaae_jax.models import ModelSpec
+from lpaae_jax.states import States, TrainState, create_states
+from lpaae_jax.train_steps import TrainSteps, make_train_steps
 
 __all__ = [
-    "ModelSpec", "States", "StepHyperparams", "TrainState", "aae_phase_step", "create_states",
-    "decode_noise", "encode", "iteration_keys", "make_multi_step", "make_train_steps",
-    "prior_phase_step", "recalibrate_batch_norm", "reconstruct", "sample",
+    "ModelSpec", "States", "TrainState", "TrainSteps", "create_states", "decode_noise",
+    "encode", "make_train_steps", "recalibrate_batch_norm", "reconstruct", "sample",
 ]

@@ -329,7 +329,8 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
   config_validation.validate_config(config)  # before anything compiles
   # Exactly the loop's shardings and steps, so the loop reuses the executables compiled here.
   state_sharding, batch_sharding = train.create_mesh_shardings(config)
-  aae_jit, prior_jit = train.make_loop_steps(config, state_sharding, batch_sharding)
+  steps = train.make_loop_steps(config, state_sharding, batch_sharding)
+  aae_jit, prior_jit = steps.aae_phase, steps.prior_phase
   init_key, batch_key, step_key = jax.random.split(jax.random.key(config.seed), 3)
   states = lpaae_jax.create_states(config, init_key, state_sharding)
   batch = random_batch(config, batch_key, batch_sharding)
@@ -347,7 +348,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
   steps_per_jit = config.steps_per_jit
   if steps_per_jit > 1:
     # The call the loop makes: compiled here, so the loop's timed intervals never compile.
-    multi_jit = train.make_loop_multi_step(config, state_sharding, batch_sharding)
+    multi_jit = steps.iterations
     batches = random_batch(config, batch_key, train_steps.stacked_sharding(batch_sharding),
                            num_stacked=steps_per_jit)
     multi, compile_s["fused"] = compile_timed(multi_jit, states, batches, step_key, 0)

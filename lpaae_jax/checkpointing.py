@@ -22,6 +22,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from lpaae_jax import errors
+from lpaae_jax import models
 from lpaae_jax import states as states_lib
 
 CHECKPOINT_DIR = "checkpoints"
@@ -54,7 +55,7 @@ def create_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.Check
 
 
 def run_metadata(config: ml_collections.ConfigDict, step: int) -> dict[str, Any]:
-  spec = states_lib.ModelSpec.from_config(config)
+  spec = models.ModelSpec.from_config(config)
   return {"step": int(step), "seed": int(config.seed), "dataset": config.dataset,
           "batch_size": int(config.batch_size),
           # The fast paths change how the networks compute, not their function or
@@ -138,7 +139,7 @@ def _reporting_full_disk(manager: ocp.CheckpointManager):
 
 def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_lib.States:
   """The states' shapes and dtypes (no compute), placed by `sharding` when given."""
-  spec = states_lib.ModelSpec.from_config(config)
+  spec = models.ModelSpec.from_config(config)
   init = functools.partial(states_lib.init_states, spec, states_lib.make_optimizer(config))
   shapes = jax.eval_shape(init, jax.random.key(0))
   if sharding is None:
@@ -203,9 +204,9 @@ def restore_newest_usable(manager: ocp.CheckpointManager, config: ml_collections
     except errors.LpaaeError:  # the config does not fit (mismatch, bad value): not damage
       raise
     except Exception as error:  # pylint: disable=broad-except  # any damage: try an older one
-      first_line = (str(error).strip().splitlines() or [""])[0][:200]
       logging.warning("Checkpoint of step %d in %s is unusable (%s: %s); trying the previous "
-                      "one.", step, manager.directory, type(error).__name__, first_line)
+                      "one.", step, manager.directory, type(error).__name__,
+                      errors.first_line(error))
       failures.append(f"step {step}: {type(error).__name__}")
       continue
     if failures:

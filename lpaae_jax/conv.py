@@ -1,10 +1,10 @@
 """A 2-D convolution whose kernel gradient is computed as matmuls on CPU.
 
 XLA:CPU computes a convolution's kernel gradient as a convolution whose window is the whole
-feature map, several times slower than the forward convolution of the same FLOPs (3x3
-64->64 at 32x32, batch 64: 0.27-0.60 s vs 0.07 s); at full width these took 60% of a
-training iteration's op time (`python -m experiments.benchmark.profile_ops
---config.fast_paths=xla`). The same gradient is a sum over the kernel's taps of (input
+feature map, several times slower than the forward convolution of the same FLOPs; at full
+width these took most of a training iteration's op time (`python -m
+experiments.benchmark.profile_ops --config.fast_paths=xla`; the timings are in
+experiments/README.md). The same gradient is a sum over the kernel's taps of (input
 shifted by the tap)^T @ (output gradient), one matmul per tap with the batch and spatial
 positions as contraction, which XLA runs as ordinary matmuls.
 
@@ -13,7 +13,7 @@ positions as contraction, which XLA runs as ordinary matmuls.
 only the kernel gradient is formulated differently (the same sum, reassociated), and only
 where that measured faster. Configurations it does not cover (dilation, feature groups,
 layouts other than NHWC/HWIO) use lax's. The networks use it only with `config.fast_paths`
-on (`auto` on the CPU backend; see `states.cpu_fast_paths`).
+on (`auto` on the CPU backend; see `models.cpu_fast_paths`).
 """
 
 import functools
@@ -59,10 +59,10 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Any,
 
 def matmul_kernel_gradient_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
   """Where the tap-by-tap matmuls beat XLA:CPU's kernel gradient (batch 64, this project's
-  CPU; `python -m experiments.benchmark.kernel_gradients`): output maps of 16x16 and more
-  with 32+ output channels (3x3 64->64 at 32x32: 159 vs 286 ms; 1x1 64->128 at 16x16: 4.0 vs
-  18 ms). On smaller maps the two are within about 30% either way from run to run, and with
-  few output channels the matmuls are thin and slow (3x3 64->3 at 32x32: 114 vs 21 ms)."""
+  CPU; `python -m experiments.benchmark.kernel_gradients`, timings in
+  experiments/README.md): output maps of 16x16 and more with 32+ output channels. On
+  smaller maps the two are about even, and with few output channels the matmuls are thin
+  and slow."""
   out_size = [(input_shape[1 + a] + sum(padding[a]) - kernel_shape[a]) // strides[a] + 1
               for a in range(2)]
   return out_size[0] * out_size[1] >= 16 * 16 and kernel_shape[3] >= 32

@@ -10,3 +10,11 @@ can catch either.
 
 class LpaaeError(Exception):
   """An anticipated failure whose message is complete: shown alone by the commands."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+  """The first line of an exception's message (its type's name when it has none),
+  truncated to `limit` characters: what our one-line errors quote of another's."""
+  lines = str(error).strip().splitlines()
+  text = lines[0] if lines else type(error).__name__
+  return text if len(text) <= limit else text[:limit - 3] + "..."

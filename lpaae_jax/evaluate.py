@@ -52,7 +52,6 @@ import functools
 import json
 import os
 import shutil
-import tempfile
 import time
 from typing import Any, Optional
 
@@ -68,10 +67,11 @@ from ml_collections import config_flags
 import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import cli
+from lpaae_jax import errors
 from lpaae_jax import file_utils
+from lpaae_jax import forward
 from lpaae_jax import input_pipeline
 from lpaae_jax import provenance
-from lpaae_jax import train_steps
 from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
 from lpaae_jax.states import States
 
@@ -149,7 +149,7 @@ def sample_batches(states: States, key, num: int, batch_size: int):
     yield images[:count], (None if s is None else s[:count])
 
 
-_prior_codes = jax.jit(train_steps.prior_codes_eval)
+_prior_codes = jax.jit(forward.prior_codes_eval)
 
 
 def prior_code_samples(states: States, key, num: int):
@@ -243,28 +243,6 @@ def real_eval_data(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.nd
 # --- Output --------------------------------------------------------------------------------
 
 
-def _json_ready(value):
-  if isinstance(value, dict):
-    return {key: _json_ready(item) for key, item in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_json_ready(item) for item in value]
-  if isinstance(value, (np.floating, float)):
-    return float(value) if np.isfinite(value) else None  # Strict JSON has no NaN.
-  if isinstance(value, np.integer):
-    return int(value)
-  return value
-
-
-def write_metrics_json(out_dir: str, results: dict) -> str:
-  path = os.path.join(out_dir, METRICS_FILE)
-  fd, temp_path = tempfile.mkstemp(dir=out_dir, prefix=".metrics-", suffix=".tmp")
-  with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
-    json.dump(_json_ready(results), temp_file, indent=2, sort_keys=True)
-    temp_file.write("\n")
-  os.replace(temp_path, path)
-  return path
-
-
 def scalar_metrics(results: dict) -> dict[str, float]:
   """The finite numeric top-level entries (the metrics), as TensorBoard scalars."""
   skip = {"step", "num_samples", "num_real"}
@@ -288,7 +266,7 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
     try:
       inception_fn, has_logits, weights_path = load_inception_fn(config)
     except (FileNotFoundError, ValueError) as error:
-      reason = str(error).splitlines()[0]
+      reason = errors.first_line(error)
       unavailable["fid"] = unavailable["inception_score"] = reason
       logging.warning("FID and Inception Score unavailable: %s", reason)
   if inception_fn is not None and not has_logits:
@@ -434,7 +412,7 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
   results["unavailable"] = unavailable
   results["eval_seconds"] = round(time.time() - start_time, 1)
   results["provenance"] = provenance.record(config)
-  write_metrics_json(out_dir, results)
+  file_utils.write_json(os.path.join(out_dir, METRICS_FILE), results)
 
   if writer is not None:
     writer.write_scalars(step, {f"eval/{key}": value

@@ -1,9 +1,12 @@
 """Atomic file writes: a temp file in the target's directory, then a rename, so a reader
 (or a run killed mid-write) never sees half a file."""
 
+import json
 import os
 import tempfile
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
 
 
 def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
@@ -20,3 +23,22 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
       os.remove(temp_path)
     raise
   return path
+
+
+def json_ready(value: Any) -> Any:
+  """`value` with numpy scalars as Python numbers and NaN/inf as None (strict JSON)."""
+  if isinstance(value, dict):
+    return {key: json_ready(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_ready(item) for item in value]
+  if isinstance(value, (np.floating, float)):
+    return float(value) if np.isfinite(value) else None
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def write_json(path: str, value: Any) -> str:
+  """Writes `value` (see `json_ready`) as indented, key-sorted JSON, atomically."""
+  text = json.dumps(json_ready(value), indent=2, sort_keys=True) + "\n"
+  return write_atomically(path, lambda f: f.write(text.encode("utf-8")))

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lpaae_jax.forward import (apply_eval, prior_codes_eval, prior_input_vector,
+                               sample_prior_inputs)
 from lpaae_jax.states import States
-from lpaae_jax.train_steps import (apply_eval, prior_codes_eval, prior_input_vector,
-                                   sample_prior_inputs)
 
 
 @jax.jit

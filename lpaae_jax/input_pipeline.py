@@ -76,13 +76,6 @@ def resolve_data_dir(config_data_dir: Optional[str]) -> Optional[str]:
   return None  # tfds's default
 
 
-def _short(error: BaseException, limit: int = 200) -> str:
-  """First line of an exception, truncated: keeps our errors one line."""
-  lines = str(error).strip().splitlines()
-  text = f"{type(error).__name__}: {lines[0] if lines else ''}"
-  return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _check_config(config: ml_collections.ConfigDict) -> None:
   """Config-only checks (no I/O): dataset name, image size and channels."""
   name = config.dataset
@@ -127,7 +120,7 @@ def check_dataset_available(config: ml_collections.ConfigDict) -> tfds.core.Data
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (network, disk, checksum, ...)
     raise DatasetUnavailableError(
-        f"Could not download dataset {name!r} into data_dir {root!r} ({_short(e)}): run "
+        f"Could not download dataset {name!r} into data_dir {root!r} ({type(e).__name__}: {errors.first_line(e)}): run "
         f"`tfds build {name} --data_dir={root}` where there is network access, then point "
         f"--config.data_dir (or $LPAAE_DATA_DIR) at it.") from None
   return builder
@@ -226,7 +219,7 @@ def load_split_arrays(config: ml_collections.ConfigDict, split: str,
 
 
 # The decoded train split of the last datasets read, by (data_dir, split): each run,
-# recalibration and experiment in one process reads the same split (MNIST's took ~7 s).
+# recalibration and experiment in one process reads the same split (decoding it takes seconds).
 # Read-only, so no caller can change what the next one gets.
 _TRAIN_ARRAYS: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 _TRAIN_ARRAYS_KEPT = 2

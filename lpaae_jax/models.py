@@ -1,17 +1,19 @@
-"""The five networks of DESIGN §1, one definition each for every dataset.
+"""The five networks of DESIGN §1, one definition each for every dataset, and `ModelSpec`,
+the one place that builds them from a config.
 
 Image size, channels, width multiplier and code/noise dims are module fields, so MNIST,
 CIFAR-10 and SVHN build the same classes with different numbers. Parameters are float32;
 `dtype` sets the activation (compute) dtype. Discriminators return logits.
 
 `cpu_fast_paths` (a field of each conv-holding module, set from `config.fast_paths` by
-`states.ModelSpec`, the one place that reads it) swaps in XLA:CPU-friendly formulations of
+`ModelSpec` below, the one place that reads it) swaps in XLA:CPU-friendly formulations of
 the same functions with the same parameter names: `nn.Conv` with `conv.conv_general_dilated`
 (tap-by-tap matmul kernel gradients) and `SubPixelConvTranspose` for `nn.ConvTranspose`.
 False (the default, and what `auto` gives on GPUs and TPUs) builds plain Flax layers; a
 checkpoint loads either way.
 """
 
+import dataclasses
 import functools
 import math
 from typing import Any, Sequence
@@ -19,7 +21,9 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from lpaae_jax import config_validation
 from lpaae_jax import conv as conv_lib
 
 Dtype = Any
@@ -258,3 +262,120 @@ class CodeDiscriminator(nn.Module):
       x = nn.leaky_relu(nn.Dense(features, dtype=self.dtype, param_dtype=jnp.float32)(x),
                         LEAKY_SLOPE)
     return nn.Dense(1, dtype=self.dtype, param_dtype=jnp.float32)(x)[:, 0].astype(jnp.float32)
+
+
+# --------------------------------------------------------------- building them from a config
+
+
+def cpu_fast_paths(fast_paths: str) -> bool:
+  """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
+  the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
+  transposed convs, unrolled fused iterations and a cheap compile of the initialisation,
+  each measured faster on XLA:CPU (experiments/README.md); "xla": plain Flax layers and
+  XLA's defaults; "auto": "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
+  if fast_paths == "auto":
+    return jax.default_backend() == "cpu"
+  return fast_paths == "cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Static description of the model: everything traced code needs from the config.
+
+  Hashable, so it can live in the (static part of the) states pytree and be bound into
+  jitted functions; built once from a ConfigDict by `ModelSpec.from_config`.
+  """
+  condition: str = "none"
+  prior: str = "learned"
+  image_size: int = 32
+  channels: int = 3
+  width: int = 64
+  code_dim: int = 64
+  noise_dim: int = 64
+  num_classes: int = 10
+  disc_hidden: int = 1000
+  code_disc_hidden: tuple[int, ...] = (1000, 500, 200)
+  bn_momentum: float = 0.9
+  label_tie: str = "none"
+  compute_dtype: str = "float32"
+  # XLA:CPU formulations of the same functions (config.fast_paths; see cpu_fast_paths).
+  cpu_fast_paths: bool = False
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "ModelSpec":
+    config_validation.validate_model_config(config)
+    model = config.model
+    return cls(condition=model.condition, prior=model.prior, image_size=model.image_size,
+               channels=model.channels, width=model.width, code_dim=model.code_dim,
+               noise_dim=model.noise_dim, num_classes=model.num_classes,
+               disc_hidden=model.disc_hidden,
+               code_disc_hidden=tuple(model.code_disc_hidden),
+               bn_momentum=model.bn_momentum,
+               # The tie only exists in the supervised setting (the others have no labels).
+               label_tie=model.label_tie if model.condition == "supervised" else "none",
+               compute_dtype=config.compute_dtype,
+               cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")))
+
+  @property
+  def conditional(self) -> bool:
+    return self.condition != "none"
+
+  @property
+  def learned_prior(self) -> bool:
+    return self.prior == "learned"
+
+  @property
+  def label_conditioned_code_discriminator(self) -> bool:
+    """Supervised with the code tie: D_C judges [code; one-hot label] (DESIGN §2 (a))."""
+    return self.condition == "supervised" and self.label_tie in ("code_discriminator", "both")
+
+  @property
+  def q_on_real_images(self) -> bool:
+    """Supervised with the Q tie: Q also learns the labels of real images (DESIGN §2 (b))."""
+    return self.condition == "supervised" and self.label_tie in ("q_real", "both")
+
+  @property
+  def code_discriminator_input_size(self) -> int:
+    return self.code_dim + (self.num_classes if self.label_conditioned_code_discriminator
+                            else 0)
+
+  @property
+  def noise_size(self) -> int:
+    """Dimension of the noise z of the prior (DESIGN §2)."""
+    if self.learned_prior:
+      return self.noise_dim
+    return self.code_dim - self.num_classes if self.conditional else self.code_dim
+
+  @property
+  def dtype(self):
+    return jnp.dtype(self.compute_dtype)
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return (self.image_size, self.image_size, self.channels)
+
+  # One place builds each network, for every dataset. Cached: TrainState.apply_fn is a
+  # static (compared) field and bound methods compare their module by identity, so equal
+  # specs must hand out the same module object or every new States would recompile.
+  @functools.cache
+  def encoder(self) -> Encoder:
+    return Encoder(self.width, self.code_dim, self.image_size, self.bn_momentum,
+                          self.dtype, self.cpu_fast_paths)
+
+  @functools.cache
+  def decoder(self) -> Decoder:
+    return Decoder(self.width, self.channels, self.image_size, self.bn_momentum,
+                          self.dtype, self.cpu_fast_paths)
+
+  @functools.cache
+  def code_generator(self) -> CodeGenerator:
+    return CodeGenerator(self.noise_dim, self.code_dim, self.bn_momentum, self.dtype)
+
+  @functools.cache
+  def image_discriminator(self) -> ImageDiscriminator:
+    return ImageDiscriminator(self.width, self.num_classes, self.disc_hidden,
+                                     self.bn_momentum, self.dtype, self.cpu_fast_paths)
+
+  @functools.cache
+  def code_discriminator(self) -> CodeDiscriminator:
+    return CodeDiscriminator(self.code_disc_hidden, self.dtype)

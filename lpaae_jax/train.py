@@ -10,7 +10,7 @@ resolved config is written to `WORKDIR/config.json` at the start (lpaae_jax.prov
 import os
 import signal
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,7 @@ from lpaae_jax import input_pipeline
 from lpaae_jax import provenance
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import figures
+from lpaae_jax.states import States
 
 
 class NonFiniteLossError(errors.LpaaeError, FloatingPointError):
@@ -83,44 +84,14 @@ def stack_to_host(step_metrics: list[dict[str, jax.Array]]) -> dict[str, np.ndar
                          for k in step_metrics[0]})
 
 
-def make_loop_steps(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
-  """The jitted phase steps as the loop runs them. On one device no shardings are passed,
-  so the loop shares compilations with plain `make_train_steps(config)` callers."""
+def make_loop_steps(config: ml_collections.ConfigDict, state_sharding,
+                    batch_sharding) -> train_steps.TrainSteps:
+  """The jitted steps as the loop runs them. On one device no shardings are passed, so the
+  loop shares compilations with plain `make_train_steps(config)` callers."""
   if jax.device_count() == 1:
     state_sharding = batch_sharding = None
-  return lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
-                                    batch_sharding=batch_sharding)
-
-
-def make_loop_multi_step(config: ml_collections.ConfigDict, state_sharding, batch_sharding):
-  """The fused k-iteration call (config.steps_per_jit), sharded as `make_loop_steps`."""
-  if jax.device_count() == 1:
-    state_sharding = batch_sharding = None
-  return train_steps.make_multi_step(config, state_sharding=state_sharding,
-                                     batch_sharding=batch_sharding)
-
-
-class LoopSteps(NamedTuple):
-  """What the loop calls: the two phase steps, the fused call, and where batches go."""
-  aae_step: Callable
-  prior_step: Callable
-  multi_step: Callable
-  batch_sharding: NamedSharding
-
-  def run(self, states, local_batches: list[dict[str, np.ndarray]], train_key,
-          first_step: int):
-    """Iterations first_step, ... on this process's batches: one call of each phase step
-    for one batch, one fused call for several. Returns (states, metrics), metrics of
-    several iterations stacked."""
-    if len(local_batches) == 1:
-      batch = jax.make_array_from_process_local_data(self.batch_sharding, local_batches[0])
-      aae_key, prior_key = train_steps.iteration_keys(train_key, first_step)
-      states, aae_metrics = self.aae_step(states, batch, aae_key)
-      states, prior_metrics = self.prior_step(states, batch, prior_key)
-      return states, {**aae_metrics, **prior_metrics}
-    batches = jax.make_array_from_process_local_data(
-        train_steps.stacked_sharding(self.batch_sharding), stack_batches(local_batches))
-    return self.multi_step(states, batches, train_key, first_step)
+  return train_steps.make_train_steps(config, state_sharding=state_sharding,
+                                      batch_sharding=batch_sharding)
 
 
 def chunk_length(step: int, config: ml_collections.ConfigDict) -> int:
@@ -156,10 +127,7 @@ def summarize(stacked: dict[str, np.ndarray]) -> dict[str, float]:
   return summary
 
 
-@jax.jit
-def _all_finite(states) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(states)
-                            if jnp.issubdtype(x.dtype, jnp.floating)]))
+_all_finite = jax.jit(train_steps.all_finite)
 
 
 def check_finite(stacked: dict[str, np.ndarray], first_step: int) -> None:
@@ -213,24 +181,19 @@ def write_image_summaries(writer, step: int, states, grid_key, eval_images, conf
       "eval/pixel_rec_mse": float(np.mean((reconstructions - eval_images)**2))})
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
-  """Trains for config.num_train_steps iterations (resuming if the workdir has a
-  checkpoint) and returns the final states."""
-  config_validation.validate_config(config)
-  check_workdir_writable(workdir)
-  input_pipeline.check_dataset_available(config)
-  state_sharding, batch_sharding = create_mesh_shardings(config)
+def restore_or_initialize(config: ml_collections.ConfigDict, workdir: str, state_sharding,
+                          writer) -> tuple[Any, States, int]:
+  """(checkpoint manager, states, start step): the workdir's newest usable checkpoint, or
+  fresh states at step 0 (also after `config.reinit` set unusable checkpoints aside).
 
-  writer = metric_writers.create_default_writer(workdir,
-                                                just_logging=jax.process_index() > 0)
+  A resumed run's stored config must describe the same model and dataset."""
   manager = checkpointing.create_manager(workdir, config)
-  if manager.all_steps():  # a resumed run: its stored config must describe the same model
+  if manager.all_steps():
     try:
       provenance.check_stored_config(workdir, config)
     except errors.LpaaeError:
       manager.close()
       raise
-  init_key, train_key, grid_key = jax.random.split(jax.random.key(config.seed), 3)
   try:
     restored = checkpointing.restore_newest_usable(manager, config, state_sharding)
   except checkpointing.NoUsableCheckpointError:
@@ -246,15 +209,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
   if restored is not None:
     states, start_step = restored
     logging.info("Resumed from the checkpoint of step %d in %s.", start_step, workdir)
-  else:
-    states, start_step = lpaae_jax.create_states(config, init_key, state_sharding), 0
-    writer.write_hparams(_flatten(config.to_dict()))
+    return manager, states, start_step
+  init_key = jax.random.split(jax.random.key(config.seed), 3)[0]
+  writer.write_hparams(_flatten(config.to_dict()))
+  return manager, lpaae_jax.create_states(config, init_key, state_sharding), 0
+
+
+def next_batches(train_iter, num_steps: int, config: ml_collections.ConfigDict,
+                 first_step: int) -> list[dict[str, np.ndarray]]:
+  """This process's next `num_steps` batches, their labels checked."""
+  batches = [next(train_iter) for _ in range(num_steps)]
+  for offset, batch in enumerate(batches):
+    check_labels(batch["label"], config.model.num_classes, first_step + offset)
+  return batches
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> States:
+  """Trains for config.num_train_steps iterations (resuming if the workdir has a
+  checkpoint) and returns the final states."""
+  # --- Checks, before anything is compiled or written.
+  config_validation.validate_config(config)
+  check_workdir_writable(workdir)
+  input_pipeline.check_dataset_available(config)
+  state_sharding, batch_sharding = create_mesh_shardings(config)
+
+  # --- States, steps and data.
+  writer = metric_writers.create_default_writer(workdir,
+                                                just_logging=jax.process_index() > 0)
+  manager, states, start_step = restore_or_initialize(config, workdir, state_sharding,
+                                                      writer)
   if jax.process_index() == 0:  # hosts share the workdir: one writer
     provenance.write_config(workdir, config, start_step)
-  loop_steps = LoopSteps(*make_loop_steps(config, state_sharding, batch_sharding),
-                         make_loop_multi_step(config, state_sharding, batch_sharding),
-                         batch_sharding)
-
+  _, train_key, grid_key = jax.random.split(jax.random.key(config.seed), 3)
+  steps = make_loop_steps(config, state_sharding, batch_sharding)
   train_iter = input_pipeline.create_train_iterator(config, start_step=start_step,
                                                     end_step=config.num_train_steps)
   eval_images, _ = input_pipeline.load_split_arrays(config, config.eval_split,
@@ -269,6 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
       hooks.append(periodic_actions.Profile(num_profile_steps=config.profile_num_steps,
                                             logdir=workdir))
 
+  # --- The loop: each call runs one iteration (both phases) or config.steps_per_jit.
   pending: list[dict[str, jax.Array]] = []
   pending_start, interval_start = start_step, time.perf_counter()
   step = start_step
@@ -277,11 +265,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
     with _TerminationRequest() as termination:
       while step < config.num_train_steps:
         num_steps = chunk_length(step, config)
-        local_batches = [next(train_iter) for _ in range(num_steps)]
-        for offset, local_batch in enumerate(local_batches):
-          check_labels(local_batch["label"], config.model.num_classes, step + offset)
+        local_batches = next_batches(train_iter, num_steps, config, step)
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          states, metrics = loop_steps.run(states, local_batches, train_key, step)
+          if num_steps == 1:
+            batch = jax.make_array_from_process_local_data(batch_sharding, local_batches[0])
+            aae_key, prior_key = train_steps.iteration_keys(train_key, step)
+            states, aae_metrics = steps.aae_phase(states, batch, aae_key)
+            states, prior_metrics = steps.prior_phase(states, batch, prior_key)
+            metrics = {**aae_metrics, **prior_metrics}
+          else:
+            batches = jax.make_array_from_process_local_data(
+                train_steps.stacked_sharding(batch_sharding), stack_batches(local_batches))
+            states, metrics = steps.iterations(states, batches, train_key, step)
         pending.append(metrics)
         done = step + num_steps
         for hook in hooks:  # clu's periodic actions expect a call per step
@@ -289,6 +284,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
             hook(hook_step)
         step = done
 
+        # --- Logs, image summaries and checkpoints at their intervals.
         last = done == config.num_train_steps
         save_now = last or termination.requested or done % config.checkpoint_every_steps == 0
         if save_now or done % config.log_every_steps == 0:
@@ -319,6 +315,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Any:
     finally:
       manager.close()
       writer.flush()
+
+  # --- The full evaluation, if asked for.
   trained = start_step < config.num_train_steps and not termination.requested
   if config.eval.full_eval_at_end and trained:
     evaluate.evaluate_run(config, states, workdir, config.num_train_steps, writer=writer)

@@ -1,5 +1,5 @@
 """The two phases of Algorithm 1 (DESIGN §3) as pure functions `(states, batch, key) ->
-(states, metrics)`.
+(states, metrics)`, and `make_train_steps`, the one place that jits them.
 
 Each phase differentiates only the networks it updates and returns the others untouched
 (same arrays: params, optimizer state and batch statistics). Networks a phase keeps fixed
@@ -18,7 +18,7 @@ data; `both` uses both.
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,10 @@ import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec
 
 from lpaae_jax import losses
-from lpaae_jax.states import ModelSpec, States, TrainState
+from lpaae_jax.forward import (apply_fixed, apply_train, code_discriminator_inputs,
+                               prior_input_vector, sample_prior_inputs)
+from lpaae_jax.models import ModelSpec
+from lpaae_jax.states import States, TrainState
 
 Metrics = dict[str, jax.Array]
 
@@ -85,79 +88,6 @@ def check_batch(spec: ModelSpec, batch: dict[str, Any]) -> None:
                        f"{label.dtype}; it must be int32 of shape ({image.shape[0]},).")
 
 
-def _variables(state: TrainState, params=None) -> dict[str, Any]:
-  variables = {"params": state.params if params is None else params}
-  if state.batch_stats:
-    variables["batch_stats"] = state.batch_stats
-  return variables
-
-
-def apply_train(state: TrainState, params, batch_stats, *inputs):
-  """Training-mode forward pass with explicit params and batch stats.
-
-  Returns (outputs, new batch_stats).
-  """
-  if not batch_stats:
-    return state.apply_fn({"params": params}, *inputs, train=True), batch_stats
-  outputs, updates = state.apply_fn({"params": params, "batch_stats": batch_stats}, *inputs,
-                                    train=True, mutable=["batch_stats"])
-  return outputs, updates["batch_stats"]
-
-
-def apply_eval(state: TrainState, *inputs):
-  """Inference-mode forward pass (running BatchNorm averages, nothing updated)."""
-  return state.apply_fn(_variables(state), *inputs, train=False)
-
-
-def apply_fixed(state: TrainState, *inputs, batch_stats: bool):
-  """Forward pass of a network the phase keeps fixed: normalised by the batch's own
-  statistics (`batch_stats=True`) or by the running averages; the running averages are
-  never updated (the batch-statistics pass's updates are dropped)."""
-  if batch_stats and state.batch_stats:
-    return apply_train(state, state.params, state.batch_stats, *inputs)[0]
-  return apply_eval(state, *inputs)
-
-
-def sample_prior_inputs(spec: ModelSpec, key, batch_size: int,
-                        labels=None) -> tuple[jax.Array, Optional[jax.Array]]:
-  """Draws the prior's inputs: noise z and the condition s (integer labels, or None).
-
-  Supervised: s is the batch's labels; unsupervised: s ~ Categorical(num_classes).
-  """
-  noise_key, s_key = jax.random.split(key)
-  noise = jax.random.normal(noise_key, (batch_size, spec.noise_size), jnp.float32)
-  if spec.condition == "supervised":
-    s = labels
-  elif spec.condition == "unsupervised":
-    s = jax.random.randint(s_key, (batch_size,), 0, spec.num_classes)
-  else:
-    s = None
-  return noise, s
-
-
-def prior_input_vector(spec: ModelSpec, noise, s):
-  """[z; one-hot s] for a conditional setting, else z."""
-  if s is None:
-    return noise
-  return jnp.concatenate([noise, jax.nn.one_hot(s, spec.num_classes, dtype=noise.dtype)], -1)
-
-
-def prior_codes_eval(states: States, noise, s):
-  """z_c in inference mode: CG([z; s]) for the learned prior, [z'; s] for the fixed one."""
-  inputs = prior_input_vector(states.spec, noise, s)
-  if states.code_generator is None:
-    return inputs
-  return apply_eval(states.code_generator, inputs)
-
-
-def code_discriminator_inputs(spec: ModelSpec, codes, labels):
-  """What D_C judges: the code, with the one-hot label appended under the code tie."""
-  if not spec.label_conditioned_code_discriminator:
-    return codes
-  return jnp.concatenate([codes, jax.nn.one_hot(labels, spec.num_classes, dtype=codes.dtype)],
-                         -1)
-
-
 def feature_reconstruction_loss(hp: StepHyperparams, real_features, rec_features):
   """L_rec's learned-metric part: the feature MSE summed over `hp.feature_layers`."""
   return sum(losses.feature_reconstruction_loss(real_features[layer - 1],
@@ -165,7 +95,26 @@ def feature_reconstruction_loss(hp: StepHyperparams, real_features, rec_features
              for layer in hp.feature_layers)
 
 
+def all_finite(tree) -> jax.Array:
+  """Whether every floating-point leaf of `tree` is finite (a scalar bool array)."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.floating)]))
+
+
 # ----------------------------------------------------------------------------- AAE phase
+
+
+class _CodeDiscAux(NamedTuple):
+  real_logits: jax.Array  # D_C on prior samples z_c
+  fake_logits: jax.Array  # D_C on encoder codes enc(x)
+
+
+def _code_disc_loss(params, code_disc: TrainState, real_inputs, fake_inputs):
+  """D_C as a discriminator: prior samples are real, encoder codes are fake."""
+  real_logits = code_disc.apply_fn({"params": params}, real_inputs)
+  fake_logits = code_disc.apply_fn({"params": params}, fake_inputs)
+  return losses.discriminator_loss(real_logits, fake_logits), _CodeDiscAux(real_logits,
+                                                                            fake_logits)
 
 
 class _AutoencoderAux(NamedTuple):
@@ -176,9 +125,39 @@ class _AutoencoderAux(NamedTuple):
   adv_loss: jax.Array
 
 
+def _autoencoder_loss(codes, decoder_params, *, states: States, images, real_features,
+                      labels, hp: StepHyperparams):
+  """The encoder's loss L_rec + adv_code_weight * (fool D_C), as a function of the codes
+  enc(x) and the decoder's parameters (the decoder's own loss is lambda * L_rec)."""
+  decoder = states.decoder
+  reconstructions, decoder_stats = apply_train(decoder, decoder_params, decoder.batch_stats,
+                                               codes)
+  _, _, rec_features = apply_fixed(states.image_discriminator, reconstructions,
+                                   batch_stats=hp.fixed_batch_stats)
+  feature_loss = feature_reconstruction_loss(hp, real_features, rec_features)
+  pixel_loss = losses.pixel_reconstruction_loss(images, reconstructions)
+  rec_loss = feature_loss + hp.pixel_rec_weight * pixel_loss
+  code_disc = states.code_discriminator
+  adv_loss = losses.generator_loss(
+      code_disc.apply_fn({"params": code_disc.params},
+                         code_discriminator_inputs(states.spec, codes, labels)), hp.gan_loss)
+  encoder_loss = rec_loss + hp.adv_code_weight * adv_loss
+  return encoder_loss, _AutoencoderAux(decoder_stats, feature_loss, pixel_loss, rec_loss,
+                                       adv_loss)
+
+
 def aae_phase_step(states: States, batch: dict[str, Any], key, *,
                    hp: StepHyperparams) -> tuple[States, Metrics]:
-  """AAE phase: updates D_C, the encoder and the decoder; CG and D_I stay fixed."""
+  """AAE phase: updates D_C, the encoder and the decoder; CG and D_I stay fixed.
+
+  Args:
+    states: every network's TrainState (donated by the jitted step).
+    batch: {"image": (B, S, S, C) float in [-1, 1], "label": (B,) int}.
+    key: the randomness of the prior sample z_c.
+    hp: the loss weights and the fixed networks' BatchNorm mode (bound by make_train_steps).
+  Returns:
+    (states with D_C, encoder and decoder updated, {"aae/<term>": scalar}).
+  """
   spec = states.spec
   check_batch(spec, batch)
   images = batch["image"].astype(jnp.float32)
@@ -199,39 +178,22 @@ def aae_phase_step(states: States, batch: dict[str, Any], key, *,
       lambda params: apply_train(encoder, params, encoder.batch_stats, images),
       encoder.params, has_aux=True)
 
-  # 3. Code discriminator: prior samples are real, encoder codes are fake.
-  code_disc = states.code_discriminator
-  disc_input = functools.partial(code_discriminator_inputs, spec, labels=s)
+  # 3. Update the code discriminator.
+  (code_disc_loss, code_disc_aux), code_disc_grads = jax.value_and_grad(
+      _code_disc_loss, has_aux=True)(
+          states.code_discriminator.params, states.code_discriminator,
+          code_discriminator_inputs(spec, prior_codes, s),
+          code_discriminator_inputs(spec, codes, s))
+  code_disc = states.code_discriminator.apply_gradients(grads=code_disc_grads)
 
-  def code_disc_loss_fn(params):
-    real_logits = code_disc.apply_fn({"params": params}, disc_input(prior_codes))
-    fake_logits = code_disc.apply_fn({"params": params}, disc_input(codes))
-    return losses.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
-
-  (code_disc_loss, (real_logits, fake_logits)), code_disc_grads = jax.value_and_grad(
-      code_disc_loss_fn, has_aux=True)(code_disc.params)
-  code_disc = code_disc.apply_gradients(grads=code_disc_grads)
-
-  # 4. Encoder and decoder against the updated D_C: L_rec + the code adversary.
-  image_disc, decoder = states.image_discriminator, states.decoder
-
-  def autoencoder_loss_fn(codes, decoder_params):
-    reconstructions, decoder_stats = apply_train(decoder, decoder_params, decoder.batch_stats,
-                                                 codes)
-    _, _, rec_features = fixed(image_disc, reconstructions)
-    feature_loss = feature_reconstruction_loss(hp, real_features, rec_features)
-    pixel_loss = losses.pixel_reconstruction_loss(images, reconstructions)
-    rec_loss = feature_loss + hp.pixel_rec_weight * pixel_loss
-    adv_loss = losses.generator_loss(
-        code_disc.apply_fn({"params": code_disc.params}, disc_input(codes)), hp.gan_loss)
-    encoder_loss = rec_loss + hp.adv_code_weight * adv_loss
-    return encoder_loss, _AutoencoderAux(decoder_stats, feature_loss, pixel_loss, rec_loss,
-                                         adv_loss)
-
-  # d(encoder_loss)/d(codes) drives the encoder; the adversarial term does not depend on the
-  # decoder, so d(encoder_loss)/d(decoder) = d(L_rec)/d(decoder), scaled by lambda below.
+  # 4. Encoder and decoder gradients against the updated D_C. d(encoder loss)/d(codes)
+  #    drives the encoder; the adversarial term does not depend on the decoder, so
+  #    d(encoder loss)/d(decoder) = d(L_rec)/d(decoder), scaled by lambda.
+  decoder = states.decoder
   (encoder_loss, aux), (code_grads, decoder_grads) = jax.value_and_grad(
-      autoencoder_loss_fn, argnums=(0, 1), has_aux=True)(codes, decoder.params)
+      _autoencoder_loss, argnums=(0, 1), has_aux=True)(
+          codes, decoder.params, states=states.replace(code_discriminator=code_disc),
+          images=images, real_features=real_features, labels=s, hp=hp)
   (encoder_grads,) = encoder_vjp(code_grads)
   decoder_grads = jax.tree_util.tree_map(lambda g: hp.rec_weight_decoder * g, decoder_grads)
 
@@ -248,13 +210,42 @@ def aae_phase_step(states: States, batch: dict[str, Any], key, *,
       "aae/encoder_adv_loss": aux.adv_loss,
       "aae/encoder_loss": encoder_loss,
       "aae/decoder_loss": hp.rec_weight_decoder * aux.rec_loss,
-      "aae/p_code_real": losses.mean_probability(real_logits),
-      "aae/p_code_fake": losses.mean_probability(fake_logits),
+      "aae/p_code_real": losses.mean_probability(code_disc_aux.real_logits),
+      "aae/p_code_fake": losses.mean_probability(code_disc_aux.fake_logits),
   }
   return new_states, metrics
 
 
 # ------------------------------------------------------------------ prior-improvement phase
+
+
+class _Generated(NamedTuple):
+  noise_images: jax.Array  # x_noise = dec(z_c)
+  rec_images: jax.Array    # x_rec = dec(enc(x)), the encoder fixed
+
+
+def _generate(generator_params, *, states: States, noise, s, codes):
+  """x_noise and x_rec as a function of the decoder's (and CG's) parameters; aux: their
+  updated batch statistics (the CG's None for the fixed prior)."""
+  decoder, code_gen = states.decoder, states.code_generator
+  prior_inputs = prior_input_vector(states.spec, noise, s)
+  code_gen_stats = None
+  if code_gen is None:
+    prior_codes = prior_inputs
+  else:
+    prior_codes, code_gen_stats = apply_train(code_gen, generator_params["code_generator"],
+                                              code_gen.batch_stats, prior_inputs)
+  decoder_stats = decoder.batch_stats
+  noise_images, decoder_stats = apply_train(decoder, generator_params["decoder"],
+                                            decoder_stats, prior_codes)
+  rec_images, decoder_stats = apply_train(decoder, generator_params["decoder"], decoder_stats,
+                                          codes)
+  return _Generated(noise_images, rec_images), (code_gen_stats, decoder_stats)
+
+
+def _info_term(q_logits, targets):
+  """The InfoGAN cross-entropy of Q against `targets`; 0 where there are none."""
+  return losses.info_loss(q_logits, targets) if targets is not None else jnp.zeros(())
 
 
 class _ImageDiscAux(NamedTuple):
@@ -269,15 +260,50 @@ class _ImageDiscAux(NamedTuple):
   q_real_logits: jax.Array
 
 
+def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated, s,
+                     real_targets, hp: StepHyperparams):
+  """D_I as a discriminator (real vs both kinds of generated images), plus Q recovering s
+  from x_noise and, with the Q tie, the label from real images."""
+  stats = image_disc.batch_stats
+  (real_logits, q_real_logits, _), stats = apply_train(image_disc, params, stats, images)
+  (noise_logits, q_logits, _), stats = apply_train(image_disc, params, stats,
+                                                   generated.noise_images)
+  (rec_logits, _, _), stats = apply_train(image_disc, params, stats, generated.rec_images)
+  gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
+  info_loss = _info_term(q_logits, s)
+  real_info_loss = _info_term(q_real_logits, real_targets)
+  loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
+  return loss, _ImageDiscAux(stats, gan_loss, info_loss, real_info_loss, real_logits,
+                             noise_logits, rec_logits, q_logits, q_real_logits)
+
+
 class _GeneratorAux(NamedTuple):
   noise_loss: jax.Array
   rec_loss: jax.Array
   info_loss: jax.Array
 
 
+def _generator_loss(generated: _Generated, image_disc: TrainState, s, hp: StepHyperparams):
+  """The CG's and decoder's loss against D_I (batch statistics as in D_I's own pass; its
+  statistics updates are dropped), as a function of the generated images."""
+  (noise_logits, q_logits, _), _ = apply_train(image_disc, image_disc.params,
+                                               image_disc.batch_stats, generated.noise_images)
+  (rec_logits, _, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
+                                      generated.rec_images)
+  noise_loss = losses.generator_loss(noise_logits, hp.gan_loss)
+  rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
+  info_loss = _info_term(q_logits, s)
+  loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
+          + hp.info_weight * info_loss)
+  return loss, _GeneratorAux(noise_loss, rec_loss, info_loss)
+
+
 def prior_phase_step(states: States, batch: dict[str, Any], key, *,
                      hp: StepHyperparams) -> tuple[States, Metrics]:
-  """Prior-improvement phase: updates D_I (+Q), CG and the decoder; enc and D_C stay fixed."""
+  """Prior-improvement phase: updates D_I (+Q), CG and the decoder; enc and D_C stay fixed.
+
+  Args and result as `aae_phase_step`'s; the metrics are "prior/<term>".
+  """
   spec = states.spec
   check_batch(spec, batch)
   images = batch["image"].astype(jnp.float32)
@@ -288,67 +314,25 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
 
   # 1. x_noise = dec(z_c) and x_rec = dec(enc(x)) once, differentiable in CG and the
   #    decoder; their vjp carries the generator-side gradient back.
-  def generate(params):
-    prior_inputs = prior_input_vector(spec, noise, s)
-    code_gen_stats = None
-    if code_gen is None:
-      prior_codes = prior_inputs
-    else:
-      prior_codes, code_gen_stats = apply_train(code_gen, params["code_generator"],
-                                                code_gen.batch_stats, prior_inputs)
-    decoder_stats = decoder.batch_stats
-    noise_images, decoder_stats = apply_train(decoder, params["decoder"], decoder_stats,
-                                              prior_codes)
-    rec_images, decoder_stats = apply_train(decoder, params["decoder"], decoder_stats, codes)
-    return (noise_images, rec_images), (code_gen_stats, decoder_stats)
-
   generator_params = {"decoder": decoder.params}
   if code_gen is not None:
     generator_params["code_generator"] = code_gen.params
-  (noise_images, rec_images), generate_vjp, (code_gen_stats, decoder_stats) = jax.vjp(
-      generate, generator_params, has_aux=True)
+  generated, generate_vjp, (code_gen_stats, decoder_stats) = jax.vjp(
+      functools.partial(_generate, states=states, noise=noise, s=s, codes=codes),
+      generator_params, has_aux=True)
 
-  def info_term(q_logits, targets):
-    return losses.info_loss(q_logits, targets) if targets is not None else jnp.zeros(())
-
-  # 2. Image discriminator (+ Q): real vs both kinds of generated images; Q recovers s from
-  #    x_noise and, with the Q tie, the label from real images.
-  image_disc = states.image_discriminator
+  # 2. Update the image discriminator (+ Q).
   real_targets = labels if spec.q_on_real_images else None
-
-  def image_disc_loss_fn(params):
-    stats = image_disc.batch_stats
-    (real_logits, q_real_logits, _), stats = apply_train(image_disc, params, stats, images)
-    (noise_logits, q_logits, _), stats = apply_train(image_disc, params, stats, noise_images)
-    (rec_logits, _, _), stats = apply_train(image_disc, params, stats, rec_images)
-    gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
-    info_loss = info_term(q_logits, s)
-    real_info_loss = info_term(q_real_logits, real_targets)
-    loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
-    return loss, _ImageDiscAux(stats, gan_loss, info_loss, real_info_loss, real_logits,
-                               noise_logits, rec_logits, q_logits, q_real_logits)
-
   (image_disc_loss, disc_aux), image_disc_grads = jax.value_and_grad(
-      image_disc_loss_fn, has_aux=True)(image_disc.params)
-  image_disc = image_disc.apply_gradients(grads=image_disc_grads,
-                                          batch_stats=disc_aux.batch_stats)
+      _image_disc_loss, has_aux=True)(states.image_discriminator.params,
+                                      states.image_discriminator, images, generated, s,
+                                      real_targets, hp)
+  image_disc = states.image_discriminator.apply_gradients(grads=image_disc_grads,
+                                                          batch_stats=disc_aux.batch_stats)
 
-  # 3. CG and decoder against the updated D_I (batch statistics as in D_I's own pass; its
-  #    statistics updates are dropped).
-  def generator_loss_fn(noise_images, rec_images):
-    (noise_logits, q_logits, _), _ = apply_train(image_disc, image_disc.params,
-                                                 image_disc.batch_stats, noise_images)
-    (rec_logits, _, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
-                                        rec_images)
-    noise_loss = losses.generator_loss(noise_logits, hp.gan_loss)
-    rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
-    info_loss = info_term(q_logits, s)
-    loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
-            + hp.info_weight * info_loss)
-    return loss, _GeneratorAux(noise_loss, rec_loss, info_loss)
-
+  # 3. CG and decoder gradients against the updated D_I.
   (generator_loss, gen_aux), image_grads = jax.value_and_grad(
-      generator_loss_fn, argnums=(0, 1), has_aux=True)(noise_images, rec_images)
+      _generator_loss, has_aux=True)(generated, image_disc, s, hp)
   (generator_grads,) = generate_vjp(image_grads)
 
   # 4. Apply.
@@ -388,50 +372,11 @@ def skip_if_nonfinite(step_fn, phase: str):
   """
   def guarded(states: States, batch, key):
     new_states, metrics = step_fn(states, batch, key)
-    checks = [jnp.all(jnp.isfinite(v)) for v in metrics.values()]
-    checks += [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(new_states)
-               if jnp.issubdtype(x.dtype, jnp.floating)]
-    finite = jnp.all(jnp.stack(checks))
+    finite = all_finite((metrics, new_states))
     kept = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), new_states,
                                   states)
     return kept, {**metrics, f"{phase}/skipped": 1.0 - finite.astype(jnp.float32)}
   return guarded
-
-
-def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
-                     batch_sharding=None):
-  """Returns jitted `(aae_phase_step, prior_phase_step)` with hyperparameters bound.
-
-  Both donate the input states. Shardings (e.g. replicated states, batch split over a
-  `data` mesh axis) are optional; without them jit places everything on the default device.
-  With `config.on_nonfinite == "skip"` a step whose losses or updates are not finite
-  leaves the states unchanged. Equal settings return the same jitted functions, so their
-  compilations are shared.
-  """
-  ModelSpec.from_config(config)  # validates before anything is traced
-  return _jitted_steps(StepHyperparams.from_config(config), config.on_nonfinite == "skip",
-                       state_sharding, batch_sharding)
-
-
-def _phase_steps(hp: StepHyperparams, skip_nonfinite: bool):
-  """The two phases with hyperparameters bound (and the non-finite guard), not jitted."""
-  steps = []
-  for phase, step_fn in (("aae", aae_phase_step), ("prior", prior_phase_step)):
-    step_fn = functools.partial(step_fn, hp=hp)
-    if skip_nonfinite:
-      step_fn = skip_if_nonfinite(step_fn, phase)
-    steps.append(step_fn)
-  return tuple(steps)
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted_steps(hp: StepHyperparams, skip_nonfinite: bool, state_sharding, batch_sharding):
-  jit_kwargs = {}
-  if state_sharding is not None or batch_sharding is not None:
-    jit_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),
-                      out_shardings=(state_sharding, None))
-  return tuple(jax.jit(step_fn, donate_argnums=0, **jit_kwargs)
-               for step_fn in _phase_steps(hp, skip_nonfinite))
 
 
 # ------------------------------------------------------------ several iterations per call
@@ -482,42 +427,81 @@ def run_iterations(aae_step, prior_step, states: States, batches: dict[str, Any]
   return jax.lax.scan(iteration, states, (steps, batches), unroll=unroll)
 
 
+# ------------------------------------------------------------------------- the jitted steps
+
+
+class TrainSteps(NamedTuple):
+  """The jitted steps of one config (from `make_train_steps`); each donates its states.
+
+  aae_phase(states, batch, key) -> (states, metrics): `aae_phase_step`.
+  prior_phase(states, batch, key) -> (states, metrics): `prior_phase_step`.
+  iterations(states, batches, train_key, first_step) -> (states, metrics): k iterations of
+    both phases over k stacked batches (`run_iterations`), metrics stacked (k,).
+  """
+  aae_phase: Callable
+  prior_phase: Callable
+  iterations: Callable
+
+
+def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
+                     batch_sharding=None) -> TrainSteps:
+  """Every jitted step the training loop and users call, with the config's
+  hyperparameters bound: the two phases and the fused k-iteration call.
+
+  Args:
+    config: the run's config (validated here, before anything is traced).
+    state_sharding: where the states live (e.g. replicated over a `data` mesh); None:
+      jit's default placement (one device).
+    batch_sharding: how one batch is split (e.g. over the mesh's `data` axis); the fused
+      call takes k batches stacked on a new leading axis, placed by
+      `stacked_sharding(batch_sharding)`.
+  Returns:
+    TrainSteps. With `config.on_nonfinite == "skip"` a step whose losses or updates are
+    not finite leaves the states unchanged. Equal settings return the same functions, so
+    their compilations are shared. The fused call is the computation of k single calls
+    with `iteration_keys(train_key, step)`, equal up to float reassociation (XLA optimises
+    a loop body in another context than a lone step; tests/scale_out_test.py measures it).
+  """
+  ModelSpec.from_config(config)  # validates before anything is traced
+  return _jitted_train_steps(StepHyperparams.from_config(config),
+                             config.on_nonfinite == "skip", state_sharding, batch_sharding)
+
+
+def _phase_steps(hp: StepHyperparams, skip_nonfinite: bool):
+  """The two phases with hyperparameters bound (and the non-finite guard), not jitted."""
+  steps = []
+  for phase, step_fn in (("aae", aae_phase_step), ("prior", prior_phase_step)):
+    step_fn = functools.partial(step_fn, hp=hp)
+    if skip_nonfinite:
+      step_fn = skip_if_nonfinite(step_fn, phase)
+    steps.append(step_fn)
+  return tuple(steps)
+
+
 def _run_model_iterations(aae_step, prior_step, states, batches, train_key, first_step):
   check_stacked_batches(batches)
   # With the CPU fast paths, fused iterations are unrolled: XLA:CPU leaves the
   # weight-gradient convolutions of a while-loop body in non-canonical layouts and emits
-  # them as plain loops (a rolled scan measured 12x slower per iteration than single
-  # steps). GPUs and TPUs keep the rolled loop, whose compile time does not grow with k.
+  # them as plain loops (experiments/README.md: a rolled scan ran 12x slower per
+  # iteration). GPUs and TPUs keep the rolled loop, whose compile time does not grow with k.
   return run_iterations(aae_step, prior_step, states, batches, train_key, first_step,
                         unroll=states.spec.cpu_fast_paths)
 
 
-def make_multi_step(config: ml_collections.ConfigDict, *, state_sharding=None,
-                    batch_sharding=None):
-  """Returns jitted `(states, batches, train_key, first_step) -> (states, metrics)`.
-
-  It runs k = batches' leading axis iterations (both phases each) in one call: the
-  computation of k calls of the `make_train_steps` pair with `iteration_keys(train_key,
-  step)`, equal up to float reassociation (XLA optimises a loop body in another context
-  than a lone step; tests/scale_out_test.py measures the drift). Metrics come back stacked
-  (k,). `batch_sharding` is that of one batch (as for `make_train_steps`); the stacked
-  batches are expected in `stacked_sharding(batch_sharding)`. Donates the input states;
-  equal settings share the jitted function (one compilation per k).
-  """
-  ModelSpec.from_config(config)  # validates before anything is traced
-  return _jitted_multi_step(StepHyperparams.from_config(config), config.on_nonfinite == "skip",
-                            state_sharding, batch_sharding)
-
-
 @functools.lru_cache(maxsize=None)
-def _jitted_multi_step(hp: StepHyperparams, skip_nonfinite: bool, state_sharding,
-                       batch_sharding):
-  jit_kwargs = {}
+def _jitted_train_steps(hp: StepHyperparams, skip_nonfinite: bool, state_sharding,
+                        batch_sharding) -> TrainSteps:
+  aae_step, prior_step = _phase_steps(hp, skip_nonfinite)
+  step_kwargs, iterations_kwargs = {}, {}
   if state_sharding is not None or batch_sharding is not None:
     mesh = (batch_sharding or state_sharding).mesh
-    jit_kwargs = dict(in_shardings=(state_sharding, stacked_sharding(batch_sharding), None,
-                                    None),
-                      out_shardings=(state_sharding, NamedSharding(mesh, PartitionSpec())))
-  return jax.jit(functools.partial(_run_model_iterations,
-                                   *_phase_steps(hp, skip_nonfinite)),
-                 donate_argnums=0, **jit_kwargs)
+    step_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),
+                       out_shardings=(state_sharding, None))
+    iterations_kwargs = dict(
+        in_shardings=(state_sharding, stacked_sharding(batch_sharding), None, None),
+        out_shardings=(state_sharding, NamedSharding(mesh, PartitionSpec())))
+  return TrainSteps(
+      aae_phase=jax.jit(aae_step, donate_argnums=0, **step_kwargs),
+      prior_phase=jax.jit(prior_step, donate_argnums=0, **step_kwargs),
+      iterations=jax.jit(functools.partial(_run_model_iterations, aae_step, prior_step),
+                         donate_argnums=0, **iterations_kwargs))

@@ -7,7 +7,7 @@ import pytest
 
 from lpaae_jax import benchmark
 from lpaae_jax import train
-from tests.conftest import compiled_steps, tiny_config
+from tests.helpers import compiled_steps, tiny_config
 
 PHASE_FIELDS = ("ms", "images_per_sec", "compile_s", "gflops", "achieved_gflops_per_sec",
                 "roofline_fraction")
@@ -30,7 +30,7 @@ def test_uses_the_suites_compiled_steps():
   # the training loop), so their compilations are shared.
   if jax.device_count() > 1:
     pytest.skip("multi-device steps are sharded, unlike conftest's")
-  assert train.make_loop_steps(tiny_config(), None, None) == compiled_steps()
+  assert train.make_loop_steps(tiny_config(), None, None) is compiled_steps()
 
 
 def test_json_has_every_field(report):

@@ -1,8 +1,13 @@
-"""Shared test fixtures: tiny configs, compiled steps shared across tests, real-data dirs.
+"""Shared test fixtures and the session's compilation settings (helpers: tests/helpers.py).
 
 Real data and weights come from environment variables (never hard-coded paths):
 LPAAE_DATA_DIR (a TFDS data_dir with mnist and cifar10) and LPAAE_INCEPTION_DIR. Tests
 that need them skip when unset, except under CI (env CI set), where they fail.
+
+Most of the suite's time is XLA compiling tiny models, so by default every compile skips
+XLA's expensive optimisations (`jax_disable_most_optimizations`; also in the subprocesses,
+which inherit the environment): measured on tests/train_steps_test.py, 477 -> 336 s. A
+module whose time is spent running, not compiling, sets `FULL_XLA_OPTIMIZATION = True`.
 """
 
 import gc
@@ -11,15 +16,15 @@ import pathlib
 import sys
 import tempfile
 
-import jax
-import pytest
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")  # before jax reads it
+
+import jax  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
   sys.path.insert(0, str(ROOT))
 
-from configs import test as test_config  # pylint: disable=g-import-not-at-top
-import lpaae_jax  # pylint: disable=g-import-not-at-top
 from lpaae_jax import train_steps  # pylint: disable=g-import-not-at-top
 
 # A persistent compilation cache for the session, shared with the training subprocesses of
@@ -29,29 +34,26 @@ COMPILATION_CACHE_DIR = os.environ.setdefault(
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
-VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("learned", "fixed")]
+# The modules that take longest (measured), scheduled first: two workers then finish
+# together instead of one waiting for a long module that started last.
+_LONGEST_FIRST = ("train_steps_test", "fidelity_test", "experiments_test", "scale_out_test",
+                  "reliability_test", "train_test", "evaluation_test")
 
 
-def apply_overrides(config, **overrides):
-  """Sets dotted config fields, e.g. apply_overrides(config, **{"model.width": 8})."""
-  for dotted, value in overrides.items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  return config
+def pytest_collection_modifyitems(items):
+  rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
 
 
-def tiny_config(condition="none", prior="learned", **overrides):
-  """configs/test.py (MNIST, w=4, batch 16) with a setting, a prior and field overrides."""
-  return apply_overrides(test_config.get_config(f"{condition},{prior}"), **overrides)
-
-
-def compiled_steps(condition="none", prior="learned", **overrides):
-  """The jitted steps of a tiny variant; make_train_steps shares them (and their
-  compilations, the main cost of the suite) across every test that uses equal settings."""
-  return lpaae_jax.make_train_steps(tiny_config(condition, prior, **overrides))
+# Opt-in: LPAAE_COMPILE_LOG=<file> appends a line per XLA compilation or persistent-cache
+# load (test, function, seconds): where the suite's time goes.
+if os.environ.get("LPAAE_COMPILE_LOG"):
+  def _log_compile(event, duration, fun_name="", **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+      test = os.environ.get("PYTEST_CURRENT_TEST", "-").split(" ")[0]
+      with open(os.environ["LPAAE_COMPILE_LOG"], "a", encoding="utf-8") as log:
+        log.write(f"{test}\t{fun_name}\t{duration:.2f}\n")
+  jax.monitoring.register_event_duration_secs_listener(_log_compile)
 
 
 def _env_dir(name: str, what: str) -> pathlib.Path:
@@ -78,12 +80,26 @@ def inception_dir() -> pathlib.Path:
 def trained_judge_dir(real_data_dir, tmp_path_factory):
   """A small MNIST judge (150 steps, about 0.9 test accuracy), shared by the session."""
   from lpaae_jax.evaluation import judge  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
   config = tiny_config("supervised", data_dir=str(real_data_dir), download=False)
   params, info = judge.train_judge(config, num_steps=150, batch_size=32, num_test=2000,
                                    log_every=0)
   out_dir = str(tmp_path_factory.mktemp("judge"))
   judge.save_judge(out_dir, params, info)
   return out_dir
+
+
+@pytest.fixture(scope="module", autouse=True)
+def xla_optimization(request):
+  """Full XLA optimisation for the modules that ask for it (see the module docstring)."""
+  if not getattr(request.module, "FULL_XLA_OPTIMIZATION", False):
+    yield
+    return
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", True)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -95,7 +111,6 @@ def release_compiled_code():
   XLA's compiler. Executables the next module needs again come back from the persistent
   compilation cache above."""
   yield
-  for cached in (train_steps._jitted_steps, train_steps._jitted_multi_step):
-    cached.cache_clear()
+  train_steps._jitted_train_steps.cache_clear()
   jax.clear_caches()
   gc.collect()

@@ -18,7 +18,7 @@ import lpaae_jax
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
 from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
 INCEPTION_BATCH = 10  # Shared by every Inception call below: the network compiles once.

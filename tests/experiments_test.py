@@ -1,5 +1,6 @@
-"""The experiment commands end to end on the tiny config: the paper table (six runs, skip
-finished runs, stop cleanly when a run is interrupted), the figures, the CPU study's table."""
+"""The experiment commands end to end on the tiny config: the paper table (two of its six
+runs, skip finished runs, stop cleanly when a run is interrupted), the figures, the CPU
+study's table."""
 
 import os
 
@@ -12,9 +13,12 @@ from experiments.figures import run as figures_run
 from experiments.mnist_cpu_study import run as study
 from experiments.paper_table import run as paper_table
 from lpaae_jax import train
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
+# The supervised pair (what the figures need): the other four are the same command with
+# other variants, each of which train_steps_test and evaluation_test exercise.
+TABLE_RUNS = (("supervised", "learned"), ("supervised", "fixed"))
 
 
 def _table_config(data_dir, inception_dir):
@@ -33,11 +37,12 @@ def _table_config(data_dir, inception_dir):
 def paper_table_run(real_data_dir, inception_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp("paper_table")
   config = _table_config(real_data_dir, inception_dir)
-  report = paper_table.run_table(config, str(root / "runs"), str(root / "results"))
+  report = paper_table.run_table(config, str(root / "runs"), str(root / "results"),
+                                 runs=TABLE_RUNS)
   return config, root, report
 
 
-def test_paper_table_runs_all_six_and_writes_the_table(paper_table_run):
+def test_paper_table_runs_the_chosen_runs_and_writes_the_table(paper_table_run):
   _, root, report = paper_table_run
   assert report == (root / "results" / "results.md").read_text()
   rows = [line for line in report.splitlines() if line.startswith("| ")][1:]
@@ -46,12 +51,26 @@ def test_paper_table_runs_all_six_and_writes_the_table(paper_table_run):
     row = next(r for r in rows
                if r.startswith(f"| {paper_table.SETTING_NAMES[condition]} | {prior} |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[3] == f"{paper_is:.2f}" and cells[5] == "2"  # paper's IS; our step
+    assert cells[3] == f"{paper_is:.2f}"  # the paper's IS, run or not
+    if (condition, prior) not in TABLE_RUNS:
+      assert cells[2] == cells[4] == "not run", row
+      continue
+    assert cells[5] == "2"  # our step
     assert np.isfinite(float(cells[4]))  # FID with the shared pool3 weights
     assert cells[2] == "–"  # no IS: the shared weights have no fc layer, and the note says so
   assert "inception_score: the Inception weights" in report and "'fc'" in report
   results = run_utils.read_json(str(root / "results" / "results.json"))
-  assert set(results["runs"]) == {f"{c}_{p}" for c, p in paper_table.RUNS}
+  assert set(results["runs"]) == {f"{c}_{p}" for c, p in TABLE_RUNS}
+  # One FID reference for the runs: the real split's statistics are computed once.
+  assert [path.name for path in (root / "runs" / "fid_reference").iterdir()] == [
+      f"fid_reference_mnist_test_30_{WEIGHTS_NAME[:-4]}.npz"]
+
+
+def test_paper_table_refuses_an_unknown_run(tmp_path):
+  with pytest.raises(ValueError, match="Unknown paper-table runs.*none_learned"):
+    paper_table.run_table(tiny_config(), str(tmp_path / "runs"), str(tmp_path / "results"),
+                          runs=[("none", "learnt")])
+  assert not (tmp_path / "runs").exists()
 
 
 def test_paper_table_rerun_skips_finished_runs(paper_table_run, monkeypatch):
@@ -61,7 +80,8 @@ def test_paper_table_rerun_skips_finished_runs(paper_table_run, monkeypatch):
     raise AssertionError("a finished run was trained again")
 
   monkeypatch.setattr(train, "train_and_evaluate", must_not_train)
-  again = paper_table.run_table(config, str(root / "runs"), str(root / "results2"))
+  again = paper_table.run_table(config, str(root / "runs"), str(root / "results2"),
+                                runs=TABLE_RUNS)
   strip_time = lambda text: [l for l in text.splitlines() if not l.startswith("Hardware")]
   assert strip_time(again) == strip_time(report)
 
@@ -72,10 +92,11 @@ def test_interrupted_run_stops_the_table_cleanly(paper_table_run, monkeypatch, t
   # the command writes what finished and stops; the same command resumes later.
   longer = config.copy_and_resolve_references()
   longer.num_train_steps = 4
+  longer.model.condition = "supervised"  # the run interrupted below
   monkeypatch.setattr(train, "train_and_evaluate", lambda *args, **kwargs: None)
   with pytest.raises(run_utils.RunInterrupted, match="stopped at step 2 of 4"):
-    run_utils.run_once(longer, str(root / "runs" / "none_learned"))
-  report = paper_table.run_table(longer, str(root / "runs"), str(tmp_path))
+    run_utils.run_once(longer, str(root / "runs" / "supervised_learned"))
+  report = paper_table.run_table(longer, str(root / "runs"), str(tmp_path), runs=TABLE_RUNS)
   assert report.count("not run") == 2 * 6  # run 1 interrupted: none of the six evaluated
 
 
@@ -95,8 +116,10 @@ def test_figures_from_two_finished_runs(paper_table_run, tmp_path):
 
 def test_figures_refuse_a_missing_run(paper_table_run, tmp_path):
   config, root, _ = paper_table_run
+  supervised = config.copy_and_resolve_references()
+  supervised.model.condition = "supervised"
   with pytest.raises(FileNotFoundError, match="No checkpoint"):
-    figures_run.make_figures(config, str(root / "runs" / "none_learned"),
+    figures_run.make_figures(supervised, str(root / "runs" / "supervised_learned"),
                              str(tmp_path / "missing"), str(tmp_path / "out"))
   assert not (tmp_path / "out").exists()  # nothing drawn before both runs are found
 

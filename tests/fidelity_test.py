@@ -9,8 +9,12 @@ import pytest
 import lpaae_jax
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
+from lpaae_jax import train_steps
 from lpaae_jax.evaluation import disentanglement, judge
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
+
+# Hundreds of iterations of a width-8 model: running, not compiling, is this module's time.
+FULL_XLA_OPTIMIZATION = True
 
 STEPS = 300
 # configs/test.py grown to width 8, a 32-d code and batch 64, at 5x the default learning
@@ -23,11 +27,12 @@ SMALL_MODEL = {"model.width": 8, "model.code_dim": 32, "model.noise_dim": 32,
 def _train(real_data_dir, **overrides):
   config = tiny_config("supervised", "learned", data_dir=str(real_data_dir), download=False,
                        **{**SMALL_MODEL, **overrides})
-  aae_step, prior_step = lpaae_jax.make_train_steps(config)
+  steps = lpaae_jax.make_train_steps(config)
+  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))
   train_key = jax.random.key(1)
   for step, batch in enumerate(input_pipeline.create_train_iterator(config, end_step=STEPS)):
-    aae_key, prior_key = lpaae_jax.iteration_keys(train_key, step)
+    aae_key, prior_key = train_steps.iteration_keys(train_key, step)
     states, _ = aae_step(states, batch, aae_key)
     states, _ = prior_step(states, batch, prior_key)
   return config, evaluate.recalibrated(config, states)

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import lpaae_jax
-from lpaae_jax import train_steps
-from tests.conftest import tiny_config
-from tests.train_steps_test import leaves_equal, random_batch, to_host
+from lpaae_jax import forward
+from tests.helpers import leaves_equal, random_batch, tiny_config, to_host
 
 
 def test_recalibrated_running_averages_are_the_final_networks_batch_statistics():
@@ -27,15 +26,15 @@ def test_recalibrated_running_averages_are_the_final_networks_batch_statistics()
 
   # Recalibrated on one batch, inference mode on that batch is training mode on it.
   def both_modes(state, inputs):
-    eval_out = train_steps.apply_eval(state, inputs)
-    train_out = train_steps.apply_train(state, state.params, state.batch_stats, inputs)[0]
+    eval_out = forward.apply_eval(state, inputs)
+    train_out = forward.apply_train(state, state.params, state.batch_stats, inputs)[0]
     return np.asarray(eval_out), np.asarray(train_out)
 
   assert not np.allclose(*both_modes(states.encoder, batch["image"]), atol=1e-3)
   np.testing.assert_allclose(*both_modes(recalibrated.encoder, batch["image"]), atol=2e-5)
-  noise, s = train_steps.sample_prior_inputs(states.spec, jax.random.fold_in(key, 0), 16,
+  noise, s = forward.sample_prior_inputs(states.spec, jax.random.fold_in(key, 0), 16,
                                              batch["label"])
-  prior_inputs = train_steps.prior_input_vector(states.spec, noise, s)
+  prior_inputs = forward.prior_input_vector(states.spec, noise, s)
   np.testing.assert_allclose(*both_modes(recalibrated.code_generator, prior_inputs),
                              atol=2e-5)
 

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from configs import cifar10 as cifar10_config
 from configs import mnist as mnist_config
 from lpaae_jax import input_pipeline
-from tests.conftest import apply_overrides
+from tests.helpers import apply_overrides
 
 CONFIGS = {"mnist": mnist_config, "cifar10": cifar10_config}
 CHANNELS = {"mnist": 1, "cifar10": 3}

@@ -10,7 +10,8 @@ import pytest
 from configs import test as test_config
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
-from lpaae_jax.states import ModelSpec, init_states, make_optimizer
+from lpaae_jax.models import ModelSpec
+from lpaae_jax.states import init_states, make_optimizer
 
 
 def _mnist_batch_padded(batch=3):

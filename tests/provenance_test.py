@@ -11,7 +11,7 @@ import pytest
 
 from lpaae_jax import checkpointing
 from lpaae_jax import provenance
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

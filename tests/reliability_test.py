@@ -17,9 +17,7 @@ import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import train
 from lpaae_jax import train_steps
-from tests.conftest import tiny_config
-from tests.train_steps_test import leaves_equal, to_host
-from tests.train_test import run_config, train_mocked
+from tests.helpers import leaves_equal, run_config, tiny_config, to_host, train_mocked
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 
 import lpaae_jax
+from lpaae_jax import distributed
 from lpaae_jax import train
 from lpaae_jax import train_steps
-from tests.conftest import ROOT, compiled_steps, tiny_config
-from tests.train_steps_test import random_batch, to_host
+from tests.helpers import (BATCH_STATS_ATOL, NETWORKS, ROOT, STATE_ATOL, STATE_RTOL,
+                           assert_states_close, compiled_steps, random_batch, state_drift,
+                           tiny_config, to_host)
 
 NUM_DEVICES = 8
 ITERATIONS = 2
-NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
-            "code_generator")
 # Tolerances of the 8-device run against the 1-device one (measured values are printed).
 # Not bit-exact: reductions over the batch are split over devices (see the test's
 # docstring). The first step's losses differ by reassociation only (measured rel 1.7e-7):
@@ -36,10 +36,9 @@ NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
 # jax 0.10.2): params max abs diff 1.07e-3 = 5.4 lr (decoder, updated 4 times), 9.5% of
 # param entries outside rtol 1e-4/atol 1e-5, BatchNorm running stats max abs 9.6e-4,
 # later-step losses rel 6.3e-3 at most.
-MESH_RTOL, MESH_ATOL = 1e-4, 1e-5  # only used to count "outside" entries and excesses
+MESH_RTOL, MESH_ATOL = STATE_RTOL, STATE_ATOL  # only count "outside" entries and excesses
 FIRST_STEP_LOSS_RTOL = 1e-5
 LATER_STEP_LOSS_RTOL = 3e-2
-BATCH_STATS_ATOL = 1e-2
 PARAM_MAX_ABS_IN_LR = 8.0  # <= ~2 lr per update, 4 updates of the decoder
 PARAM_MAX_OUTSIDE_FRACTION = 0.25
 
@@ -52,8 +51,7 @@ _MESH_SCRIPT = textwrap.dedent(f"""
     from jax.sharding import PartitionSpec
     from lpaae_jax import train_steps
     from lpaae_jax.train import create_mesh_shardings, stack_batches
-    from tests.conftest import tiny_config
-    from tests.train_steps_test import random_batch, to_host
+    from tests.helpers import random_batch, tiny_config, to_host
 
     assert jax.device_count() == {NUM_DEVICES}, jax.devices()
     config = tiny_config("supervised")
@@ -80,7 +78,7 @@ _MESH_SCRIPT = textwrap.dedent(f"""
           assert len({{s.device for s in image.addressable_shards}}) == {NUM_DEVICES}
           assert all(s.data.shape[0] == per_device for s in image.addressable_shards), (
               [s.data.shape for s in image.addressable_shards])
-        for phase, step in zip(("aae", "prior"), steps):
+        for phase, step in zip(("aae", "prior"), (steps.aae_phase, steps.prior_phase)):
           states, metrics = step(states, batch, jax.random.key(10 * iteration + len(phase)))
           if shardings is not None:
             for leaf in jax.tree_util.tree_leaves(states):
@@ -95,8 +93,8 @@ _MESH_SCRIPT = textwrap.dedent(f"""
     states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
     assert all(leaf.sharding == state_sharding for leaf in jax.tree_util.tree_leaves(states))
     # steps_per_jit: {ITERATIONS} iterations in one call; stacked batches split on axis 1.
-    multi_step = train_steps.make_multi_step(config, state_sharding=state_sharding,
-                                             batch_sharding=batch_sharding)
+    multi_step = lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
+                                            batch_sharding=batch_sharding).iterations
     stacked_sharding = train_steps.stacked_sharding(batch_sharding)
     assert stacked_sharding.spec == PartitionSpec(None, "data"), stacked_sharding
     stacked = jax.make_array_from_process_local_data(
@@ -202,7 +200,8 @@ BF16_LOSS_RTOL = 0.1
 
 def _run(compute_dtype, iterations=3):
   config = tiny_config("supervised", compute_dtype=compute_dtype)
-  aae_step, prior_step = compiled_steps("supervised", compute_dtype=compute_dtype)
+  steps = compiled_steps("supervised", compute_dtype=compute_dtype)
+  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))  # fresh: the steps donate
   history = []
   for iteration in range(iterations):
@@ -258,39 +257,8 @@ FUSED_STEPS = 4
 # with toy steps in test_fused_iterations_are_wired_like_the_loop.
 FUSED_FIRST_AAE_LOSS_RTOL = 1e-6
 FUSED_LOSS_RTOL = 3e-2
-FUSED_PARAM_MAX_ABS_IN_LR = 12.0  # <= 3 lr per update, 4 updates
-FUSED_PARAM_MAX_OUTSIDE_FRACTION = 0.5
-
-def state_drift(states_a, states_b, learning_rate) -> dict:
-  """Largest parameter and BatchNorm-statistics differences between two runs' states."""
-  out = {"param_max_abs_in_lr": 0.0, "param_outside": 0, "param_total": 0, "worst_param": "",
-         "batch_stats_max_abs": 0.0}
-  for network in NETWORKS:
-    a, b = getattr(states_a, network), getattr(states_b, network)
-    if b is None:
-      continue
-    assert int(a.step) == int(b.step), network
-    for x, y in zip(jax.tree_util.tree_leaves(a.batch_stats),
-                    jax.tree_util.tree_leaves(b.batch_stats)):
-      out["batch_stats_max_abs"] = max(out["batch_stats_max_abs"], float(np.abs(x - y).max()))
-    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a.params)[0],
-                            jax.tree_util.tree_leaves(b.params)):
-      diff = np.abs(x - y)
-      out["param_outside"] += int((diff > MESH_ATOL + MESH_RTOL * np.abs(y)).sum())
-      out["param_total"] += int(diff.size)
-      if diff.max() / learning_rate > out["param_max_abs_in_lr"]:
-        out["param_max_abs_in_lr"] = float(diff.max() / learning_rate)
-        out["worst_param"] = network + jax.tree_util.keystr(path)
-  return out
-
-
-def assert_states_close(measured):
-  """The fused-vs-single bounds on a `state_drift` result."""
-  assert measured["param_max_abs_in_lr"] <= FUSED_PARAM_MAX_ABS_IN_LR, measured
-  assert measured["batch_stats_max_abs"] <= BATCH_STATS_ATOL, measured
-  assert (measured["param_outside"]
-          <= FUSED_PARAM_MAX_OUTSIDE_FRACTION * measured["param_total"]), measured
-
+# FUSED_PARAM_MAX_ABS_IN_LR, FUSED_PARAM_MAX_OUTSIDE_FRACTION and BATCH_STATS_ATOL live in
+# tests/helpers.py (assert_states_close), shared with the training loop's test.
 
 def compare_runs(fused_states, single_states, fused_metrics, single_metrics, learning_rate):
   """state_drift plus the per-iteration largest relative loss differences."""
@@ -316,7 +284,8 @@ def test_steps_per_jit_equals_single_steps():
   config = tiny_config()  # the loop test's config: one compilation serves both
   train_key, first_step = jax.random.key(7), 3
   batches = [random_batch(i) for i in range(FUSED_STEPS)]
-  aae_step, prior_step = compiled_steps()
+  steps = compiled_steps()
+  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))
   single_metrics = []
   for offset, batch in enumerate(batches):
@@ -326,8 +295,8 @@ def test_steps_per_jit_equals_single_steps():
     single_metrics.append(jax.device_get({**aae_metrics, **prior_metrics}))
   single_states = to_host(states)
 
-  multi_step = train_steps.make_multi_step(config)
-  assert multi_step is train_steps.make_multi_step(tiny_config())  # shared compilation
+  multi_step = steps.iterations
+  assert multi_step is lpaae_jax.make_train_steps(tiny_config()).iterations  # shared compile
   # States and batches placed as the training loop places them (on its 1-device mesh), so
   # the loop test reuses this compilation.
   state_sharding, batch_sharding = train.create_mesh_shardings(config)
@@ -383,7 +352,7 @@ def test_fused_iterations_are_wired_like_the_loop(unroll):
     np.testing.assert_array_equal(got_metrics[key], [m[key] for m in expected_metrics],
                                   err_msg=key)
   np.testing.assert_array_equal(got_metrics["aae/skipped"], [0, 1, 0])
-  model_step = train_steps.make_multi_step(tiny_config())
+  model_step = lpaae_jax.make_train_steps(tiny_config()).iterations
   with pytest.raises(ValueError, match=r"\(k, B, H, W, C\)"):  # an unstacked batch
     model_step(lpaae_jax.create_states(tiny_config(), jax.random.key(0)), random_batch(),
                train_key, first_step)
@@ -408,22 +377,21 @@ def test_fused_iterations_are_wired_like_the_loop(unroll):
     ("off", {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, False),
 ])
 def test_multihost_initialises_when_the_environment_says_so(mode, environ, expected):
-  from lpaae_jax import main  # pylint: disable=g-import-not-at-top
-  assert main.should_initialize_distributed(mode, environ) is expected
+  assert distributed.should_initialize_distributed(mode, environ) is expected
 
 
 def test_multihost_arguments_and_bad_mode():
-  from lpaae_jax import main  # pylint: disable=g-import-not-at-top
-  assert main.distributed_arguments({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}) == {
-      "num_processes": 2, "process_id": 1}
-  assert main.distributed_arguments({}) == {}
+  assert distributed.distributed_arguments(
+      {"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}) == {"num_processes": 2,
+                                                            "process_id": 1}
+  assert distributed.distributed_arguments({}) == {}
   with pytest.raises(ValueError, match="--multihost='yes' is invalid: allowed: auto, on, off"):
-    main.should_initialize_distributed("yes", {})
+    distributed.should_initialize_distributed("yes", {})
 
 
 NUM_PROCESSES = 2
 GLOBAL_BATCH = 8
-# Each process: initialise through main.py's decision (env as a user would set it), take its
+# Each process: initialise through the training command's decision (env as a user would set it), take its
 # own rows of the global batch from the input pipeline, build the global array with
 # make_array_from_process_local_data, and report per-example checksums of the whole batch.
 _PROCESS_SCRIPT = textwrap.dedent(f"""
@@ -431,9 +399,9 @@ _PROCESS_SCRIPT = textwrap.dedent(f"""
     import jax
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec
-    from lpaae_jax import input_pipeline, main, train
+    from lpaae_jax import distributed, input_pipeline, train
 
-    assert main.initialize_distributed("auto")
+    assert distributed.initialize_distributed("auto")
     assert jax.process_count() == {NUM_PROCESSES}, jax.process_count()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)

@@ -9,11 +9,10 @@ import lpaae_jax
 from lpaae_jax import config_validation
 from lpaae_jax import input_pipeline
 from lpaae_jax import train_steps
-from lpaae_jax.train_steps import apply_eval
-from tests.conftest import VARIANTS, compiled_steps, tiny_config
+from lpaae_jax.forward import apply_eval
+from tests.helpers import (NETWORKS, VARIANTS, compiled_steps, leaves_equal,
+                           random_batch, tiny_config, to_host)
 
-NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
-            "code_generator")
 # DESIGN §3: what each phase updates; every other network must stay bit-identical.
 UPDATED = {
     "aae": {"encoder", "decoder", "code_discriminator"},
@@ -21,32 +20,15 @@ UPDATED = {
 }
 
 
-def random_batch(seed=0, batch_size=16, channels=1):
-  rng = np.random.default_rng(seed)
-  return {"image": jnp.asarray(rng.uniform(-1, 1, (batch_size, 32, 32, channels)), jnp.float32),
-          "label": jnp.asarray(rng.integers(0, 10, batch_size), jnp.int32)}
-
-
-def to_host(tree):
-  """A numpy copy: the steps donate their input states."""
-  return jax.tree_util.tree_map(np.array, tree)
-
-
-def leaves_equal(a, b) -> bool:
-  leaves_a, tree_a = jax.tree_util.tree_flatten(a)
-  leaves_b, tree_b = jax.tree_util.tree_flatten(b)
-  return tree_a == tree_b and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
-
-
 # Every value of the fields that change what a step computes, beside the defaults
-# (label tie "both", batch statistics for fixed networks, all three feature layers).
+# (label tie "both", batch statistics for fixed networks, all three feature layers), in as
+# few extra compilations as cover them: each label tie needs a supervised variant of its own.
 FIELD_CASES = [
-    ("supervised", "learned", {"model.label_tie": "none"}),
+    ("supervised", "learned", {"model.label_tie": "none", "model.fixed_batch_norm": "running"}),
     ("supervised", "fixed", {"model.label_tie": "code_discriminator",
                              "model.fixed_batch_norm": "running"}),
     ("supervised", "learned", {"model.label_tie": "q_real", "loss.feature_layers": (3,),
                                "loss.pixel_rec_weight": 1.0}),
-    ("unsupervised", "learned", {"model.fixed_batch_norm": "running"}),
 ]
 
 
@@ -54,7 +36,8 @@ FIELD_CASES = [
                          [(c, p, {}) for c, p in VARIANTS] + FIELD_CASES)
 def test_each_phase_updates_exactly_its_networks(condition, prior, overrides):
   config = tiny_config(condition, prior, **overrides)
-  aae_step, prior_step = compiled_steps(condition, prior, **overrides)
+  steps = compiled_steps(condition, prior, **overrides)
+  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))
   assert (states.code_generator is None) == (prior == "fixed")
   batch = random_batch()
@@ -90,7 +73,8 @@ def test_each_phase_updates_exactly_its_networks(condition, prior, overrides):
 
 def test_same_key_and_batch_give_bit_identical_states():
   config = tiny_config()
-  aae_step, prior_step = compiled_steps()
+  steps = compiled_steps()
+  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   batch = random_batch(1)
   results = []
   for _ in range(2):
@@ -120,7 +104,7 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
   """With the decoder's output layer zeroed, dec(z_c) no longer depends on z_c: the code
   generator must then get an exactly zero gradient (Adam leaves it bit-identical)."""
   config = tiny_config()
-  _, prior_step = compiled_steps()
+  prior_step = compiled_steps().prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))
   decoder_params = dict(states.decoder.params)
   output_layer = max(name for name in decoder_params if name.startswith("Conv_"))
@@ -174,7 +158,7 @@ def test_fixed_prior_code_dim_must_exceed_num_classes():
     ({"image": jnp.zeros((16, 32, 32, 1))}, "needs batch\\['label'\\]"),
 ])
 def test_batch_not_matching_config_raises_at_trace_time(bad_batch, match):
-  aae_step, _ = compiled_steps("supervised", "learned")
+  aae_step = compiled_steps("supervised", "learned").aae_phase
   states = lpaae_jax.create_states(tiny_config("supervised"), jax.random.key(0))
   with pytest.raises(ValueError, match=match):
     aae_step(states, bad_batch, jax.random.key(0))
@@ -193,7 +177,8 @@ def test_overfit_sixteen_real_digits(real_data_dir):
   config = tiny_config(**overrides, **{"data_dir": str(real_data_dir), "download": False})
   images, labels = input_pipeline.load_split_arrays(config, "test", num=16)
   batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
-  aae_step, prior_step = compiled_steps(**overrides)
+  steps = compiled_steps(**overrides)
+  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))
   initial = to_host(states)
   for step in range(200):

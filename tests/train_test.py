@@ -15,23 +15,8 @@ from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import provenance
 from lpaae_jax import train
-from tests import scale_out_test
-from tests.conftest import tiny_config
-from tests.train_steps_test import leaves_equal, to_host
-
-
-def run_config(data_dir, **overrides):
-  """The tiny config (same compiled steps as the step tests) for a few logged steps."""
-  fields = {"data_dir": str(data_dir), "download": True, "num_train_steps": 4,
-            "log_every_steps": 2, "eval_every_steps": 2, "checkpoint_every_steps": 2}
-  fields.update(overrides)
-  return tiny_config(**fields)
-
-
-def train_mocked(config, workdir):
-  # mock_data makes the 'download' a no-op and serves deterministic random examples.
-  with tfds.testing.mock_data(num_examples=64):
-    return train.train_and_evaluate(config, str(workdir))
+from tests.helpers import (assert_states_close, leaves_equal, run_config, state_drift,
+                           tiny_config, to_host, train_mocked)
 
 
 def event_tags(workdir: pathlib.Path) -> dict[str, set[str]]:
@@ -149,17 +134,17 @@ def test_steps_per_jit_loop_fuses_iterations_and_matches_step_by_step(finished_r
   run (tests/scale_out_test.py states and measures it)."""
   _, _, step_by_step = finished_run
   calls = []
-  make_fused = train.make_loop_multi_step
+  make_steps = train.make_loop_steps
 
-  def counting_multi_step(*args):
-    fused_step = make_fused(*args)
+  def counting_fused_calls(*args):
+    steps = make_steps(*args)
 
     def counted(states, batches, train_key, first_step):
       calls.append((first_step, batches["image"].shape[:2]))
-      return fused_step(states, batches, train_key, first_step)
-    return counted
+      return steps.iterations(states, batches, train_key, first_step)
+    return steps._replace(iterations=counted)
 
-  monkeypatch.setattr(train, "make_loop_multi_step", counting_multi_step)
+  monkeypatch.setattr(train, "make_loop_steps", counting_fused_calls)
   config = run_config(tmp_path / "data", steps_per_jit=4, log_every_steps=4,
                       checkpoint_every_steps=4, eval_every_steps=4)
   fused = to_host(train_mocked(config, tmp_path / "run"))
@@ -168,9 +153,9 @@ def test_steps_per_jit_loop_fuses_iterations_and_matches_step_by_step(finished_r
                 if p.name.isdigit()) == ["4"]
   tags = event_tags(tmp_path / "run")
   assert {"aae/feature_rec_loss", "prior/generator_loss", "images_per_sec"} <= tags["scalars"]
-  measured = scale_out_test.state_drift(fused, step_by_step, config.optim.learning_rate)
+  measured = state_drift(fused, step_by_step, config.optim.learning_rate)
   print(f"\nloop steps_per_jit=4 vs step by step: {measured}")
-  scale_out_test.assert_states_close(measured)
+  assert_states_close(measured)
 
 
 def test_chunks_put_every_log_checkpoint_and_eval_step_between_calls():

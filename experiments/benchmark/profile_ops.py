@@ -84,9 +84,9 @@ def profile(config) -> None:
            "label": rng.integers(0, config.model.num_classes, config.batch_size).astype(
                np.int32)}
   key = jax.random.key(1)
-  steps = {}
-  for phase, step in zip(("aae", "prior"), lpaae_jax.make_train_steps(config)):
-    steps[phase] = step.lower(states, batch, key).compile()
+  jitted = lpaae_jax.make_train_steps(config)
+  steps = {phase: step.lower(states, batch, key).compile()
+           for phase, step in (("aae", jitted.aae_phase), ("prior", jitted.prior_phase))}
   for iteration in range(2):  # warm-up
     for phase, (phase_key) in zip(steps, train_steps.iteration_keys(key, iteration)):
       states, _ = steps[phase](states, batch, phase_key)

@@ -28,7 +28,7 @@ from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
 from lpaae_jax import recalibrate_batch_norm
-from lpaae_jax import train_steps
+from lpaae_jax import forward
 from lpaae_jax.evaluation import disentanglement, judge
 
 BATCH = 250
@@ -45,12 +45,12 @@ def _define_flags() -> None:
 
 
 def _forward(state, inputs, batch_stats_mode: bool):
-  return train_steps.apply_fixed(state, inputs, batch_stats=batch_stats_mode)
+  return forward.apply_fixed(state, inputs, batch_stats=batch_stats_mode)
 
 
 @functools.partial(jax.jit, static_argnums=3)
 def _decode(states, noise, s, batch_stats_mode):
-  inputs = train_steps.prior_input_vector(states.spec, noise, s)
+  inputs = forward.prior_input_vector(states.spec, noise, s)
   codes = inputs if states.code_generator is None else _forward(
       states.code_generator, inputs, batch_stats_mode)
   return _forward(states.decoder, codes, batch_stats_mode)

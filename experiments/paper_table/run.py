@@ -2,12 +2,13 @@ r"""The paper's Inception-Score table: six CIFAR-10 runs, learned vs. fixed prio
 
   python -m experiments.paper_table.run --workdir=runs/paper_table \
       [--config=configs/cifar10.py] [--config.num_train_steps=...] [--judge=judges/cifar10] \
-      [--results=experiments/paper_table/results]
+      [--results=experiments/paper_table/results] [--runs=supervised_learned,supervised_fixed]
 
 Trains and evaluates {image generation (condition none), supervised, unsupervised} x
 {learned, fixed} prior with the given config (paper scale by default: width 64, batch 64,
 100k iterations, 50k samples for IS/FID), one run after the other, each in
-`--workdir/<setting>_<prior>`. It is meant to run unattended: an interrupted command
+`--workdir/<setting>_<prior>` (`--runs` picks some of them; the table lists the others as
+not run). It is meant to run unattended: an interrupted command
 (preemption, SIGTERM, a closed Colab) resumes from the checkpoints when run again, and runs
 already evaluated are read back, not redone. After every run it rewrites
 
@@ -47,6 +48,7 @@ PAPER_INCEPTION_SCORE = {
 SETTING_NAMES = {"none": "image generation", "supervised": "supervised",
                  "unsupervised": "unsupervised"}
 RUNS = tuple(PAPER_INCEPTION_SCORE)
+RUN_NAMES = {f"{condition}_{prior}": (condition, prior) for condition, prior in RUNS}
 
 
 def _define_flags() -> None:
@@ -58,15 +60,26 @@ def _define_flags() -> None:
                       "Where results.md and results.json go.")
   flags.DEFINE_string("judge", None, "Judge classifier (lpaae_jax.evaluation.judge) for the "
                       "conditional / cluster accuracy.")
+  flags.DEFINE_list("runs", list(RUN_NAMES), "The runs to train and evaluate, from: "
+                    f"{', '.join(RUN_NAMES)}.")
   flags.mark_flags_as_required(["workdir"])
 
 
-def run_configs(base: ml_collections.ConfigDict) -> dict[tuple[str, str], ml_collections.ConfigDict]:
-  """The six configs: `base` with each (setting, prior) of the paper's table."""
+def run_configs(base: ml_collections.ConfigDict, workdir: Optional[str] = None,
+                runs=RUNS) -> dict[tuple[str, str], ml_collections.ConfigDict]:
+  """`base` with each (setting, prior) of `runs` (default: the paper's six). With a
+  workdir, the runs share one cache of the real split's FID statistics in it (unless the
+  base config names one): the same split and Inception for all six, computed once."""
+  unknown = set(runs) - set(RUNS)
+  if unknown:
+    raise config_validation.ConfigError(
+        f"Unknown paper-table runs {sorted(unknown)}: choose from {', '.join(RUN_NAMES)}.")
   configs = {}
-  for condition, prior in RUNS:
+  for condition, prior in runs:
     config = base.copy_and_resolve_references()
     default.apply_variant(config, f"{condition},{prior}")
+    if workdir is not None and not config.eval.get("stats_cache_dir"):
+      config.eval.stats_cache_dir = os.path.join(workdir, "fid_reference")
     config_validation.validate_config(config)  # every run's config checked before training
     configs[(condition, prior)] = config
   return configs
@@ -132,10 +145,11 @@ def write_results(out_dir: str, base: ml_collections.ConfigDict,
 
 
 def run_table(base: ml_collections.ConfigDict, workdir: str, results_dir: str, *,
-              judge_path: Optional[str] = None) -> str:
-  """Trains/evaluates the six runs not finished yet, rewriting the results after each;
-  returns results.md's text. Stops early (results written) if a run is interrupted."""
-  configs = run_configs(base)
+              judge_path: Optional[str] = None, runs=RUNS) -> str:
+  """Trains/evaluates those of `runs` (default: all six) not finished yet, rewriting the
+  results after each; returns results.md's text. Stops early (results written) if a run
+  is interrupted."""
+  configs = run_configs(base, workdir, runs)
   start = time.time()
   runs, report = {}, ""
   for (condition, prior), config in configs.items():
@@ -156,7 +170,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   FLAGS = flags.FLAGS
-  print(run_table(FLAGS.config, FLAGS.workdir, FLAGS.results, judge_path=FLAGS.judge))
+  unknown = set(FLAGS.runs) - set(RUN_NAMES)
+  if unknown:
+    raise app.UsageError(f"--runs: unknown {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(RUN_NAMES)}.")
+  print(run_table(FLAGS.config, FLAGS.workdir, FLAGS.results, judge_path=FLAGS.judge,
+                  runs=[RUN_NAMES[name] for name in FLAGS.runs]))
 
 
 if __name__ == "__main__":

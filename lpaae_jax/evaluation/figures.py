@@ -25,7 +25,8 @@ from PIL import Image
 from sklearn import manifold
 
 import lpaae_jax
-from lpaae_jax.states import ModelSpec, States
+from lpaae_jax.models import ModelSpec
+from lpaae_jax.states import States
 
 GRID_COLUMNS = 10  # Columns of the Figure-3 grid for condition 'none' (one per s otherwise).
 

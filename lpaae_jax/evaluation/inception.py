@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from lpaae_jax import errors
+
 INPUT_SIZE = 299
 POOL3_DIM = 2048
 NUM_LOGITS = 1008  # The TF graph's classifier: 1000 ImageNet classes + 8 unused.
@@ -285,8 +287,8 @@ def load_inception_variables(path: str | None = None) -> dict:
   try:
     npz = np.load(path, allow_pickle=False)
   except (OSError, ValueError, EOFError) as error:  # Not an npz, truncated, pickled, ...
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    raise ValueError(f"{path}: unreadable InceptionV3 weights .npz: {message}") from error
+    raise ValueError(f"{path}: unreadable InceptionV3 weights .npz: "
+                     f"{errors.first_line(error)}") from error
   if not isinstance(npz, Mapping):  # A single .npy array.
     raise ValueError(f"{path}: InceptionV3 weights must be an .npz of named arrays, not .npy.")
   with npz:

@@ -41,6 +41,7 @@ from lpaae_jax import cli
 from lpaae_jax import errors
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
+from lpaae_jax import states
 
 JSON_NAME = "judge.json"
 PARAMS_NAME = "judge_params.msgpack"
@@ -110,12 +111,6 @@ def _train_step(module: JudgeCNN, tx: optax.GradientTransformation, params, opt_
   return optax.apply_updates(params, updates), opt_state, loss
 
 
-@functools.lru_cache(maxsize=None)
-def _adam(learning_rate: float) -> optax.GradientTransformation:
-  # One instance per rate: the optimizer is a static jit argument.
-  return optax.adam(learning_rate)
-
-
 def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_STEPS,
                 batch_size: int = DEFAULT_BATCH_SIZE,
                 learning_rate: float = DEFAULT_LEARNING_RATE, seed: int = 0,
@@ -136,7 +131,7 @@ def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_S
   module = JudgeCNN(num_classes=int(config.model.num_classes), widths=tuple(widths),
                     hidden=int(hidden))
   params = module.init(jax.random.key(seed), jnp.zeros((1, *image_shape)))["params"]
-  tx = _adam(float(learning_rate))
+  tx = states.adam(float(learning_rate))
   opt_state = tx.init(params)
   batches = input_pipeline.create_train_iterator(data_config, end_step=num_steps,
                                                  process_index=0, process_count=1)
