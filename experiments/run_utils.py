@@ -37,6 +37,19 @@ def read_json(path: str) -> Optional[Any]:
 write_json = file_utils.write_json
 
 
+def relative_paths(value, start: Optional[str] = None):
+  """`value` (a run's record) with every absolute path of an existing file or directory
+  made relative to `start` (default: the working directory), so that committed results
+  name the judge, weights and data as the command did, not this machine's layout."""
+  if isinstance(value, dict):
+    return {key: relative_paths(item, start) for key, item in value.items()}
+  if isinstance(value, list):
+    return [relative_paths(item, start) for item in value]
+  if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+    return os.path.relpath(value, start)
+  return value
+
+
 def run_once(config: ml_collections.ConfigDict, workdir: str, *,
              judge_path: Optional[str] = None) -> dict[str, Any]:
   """Trains (or resumes) and evaluates one run -> {"metrics": metrics.json, timings...}.

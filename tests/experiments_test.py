@@ -136,3 +136,18 @@ def test_study_table_mean_and_sample_std_over_seeds():
   table = study.markdown_table(cells, 3)
   assert "| supervised | learned | 0.900 ± 0.100 |" in table
   assert "diverged" in study.per_seed_table(runs)
+
+
+def test_results_name_existing_paths_relative_to_the_working_directory(tmp_path, monkeypatch):
+  judge_dir = tmp_path / "runs" / "judge"
+  judge_dir.mkdir(parents=True)
+  monkeypatch.chdir(tmp_path)
+  record = {"metrics": {"judge": str(judge_dir), "step": 3,
+                        "provenance": {"config": {"eval": {"judge_path": str(judge_dir),
+                                                           "other": "/no/such/path"}}}},
+            "paths": [str(judge_dir), "relative/already"]}
+  assert run_utils.relative_paths(record) == {
+      "metrics": {"judge": "runs/judge", "step": 3,
+                  "provenance": {"config": {"eval": {"judge_path": "runs/judge",
+                                                     "other": "/no/such/path"}}}},
+      "paths": ["runs/judge", "relative/already"]}

@@ -229,12 +229,7 @@ def main(argv):
       if os.path.isfile(source):
         shutil.copyfile(source, os.path.join(FLAGS.results, f"{run_name}_{figure}.png"))
     setting, overrides, why = VARIANTS[name]
-    # The judge as the command names it, not this machine's absolute path.
-    if "judge" in run["metrics"]:
-      run["metrics"]["judge"] = os.path.relpath(run["metrics"]["judge"])
-    eval_config = run["metrics"].get("provenance", {}).get("config", {}).get("eval", {})
-    if eval_config.get("judge_path"):
-      eval_config["judge_path"] = os.path.relpath(eval_config["judge_path"])
+    run = run_utils.relative_paths(run)  # the judge as the command names it
     # One file per run: parallel invocations never write the same file.
     run_utils.write_json(os.path.join(runs_dir, run_name + ".json"), {
         "variant": name, "seed": seed, "width": FLAGS.width, "steps": FLAGS.steps,

@@ -208,7 +208,7 @@ def main(argv):
   for (setting, prior, seed), config in configs.items():
     workdir = os.path.join(FLAGS.workdir, f"{setting}_{prior}_seed{seed}")
     logging.info("Run %s (%d of %d).", workdir, len(runs) + 1, len(configs))
-    runs[(setting, prior, seed)] = run_utils.run_once(config, workdir)
+    runs[(setting, prior, seed)] = run_utils.relative_paths(run_utils.run_once(config, workdir))
     if seed == seeds[0]:
       for figure in ("samples_grid", "tsne"):
         shutil.copyfile(os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure]),
@@ -232,7 +232,8 @@ def main(argv):
   file_utils.write_atomically(os.path.join(FLAGS.results, "results.md"),
                               lambda f: f.write(report.encode("utf-8")))
   run_utils.write_json(os.path.join(FLAGS.results, "results.json"), {
-      "settings": {k: v for k, v in settings.items() if k != "data_dir"},
+      "settings": run_utils.relative_paths({k: v for k, v in settings.items()
+                                            if k != "data_dir"}),
       "seeds": seeds, "hardware": hardware, "wall_seconds": wall_seconds,
       "judge": judge_info,
       "cells": {f"{s}_{p}": {k: {"mean": m, "std": sd, "values": v}

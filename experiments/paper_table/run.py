@@ -138,7 +138,8 @@ def write_results(out_dir: str, base: ml_collections.ConfigDict,
   path = os.path.join(out_dir, "results.md")
   file_utils.write_atomically(path, lambda f: f.write(report.encode("utf-8")))
   run_utils.write_json(os.path.join(out_dir, "results.json"), {
-      "config": base.to_dict(), "hardware": hardware, "wall_seconds": wall_seconds,
+      "config": run_utils.relative_paths(base.to_dict()), "hardware": hardware,
+      "wall_seconds": wall_seconds,
       "paper_inception_score": {f"{c}_{p}": v for (c, p), v in PAPER_INCEPTION_SCORE.items()},
       "runs": {f"{c}_{p}": run for (c, p), run in runs.items()}})
   return report
@@ -156,8 +157,8 @@ def run_table(base: ml_collections.ConfigDict, workdir: str, results_dir: str, *
     run_dir = os.path.join(workdir, f"{condition}_{prior}")
     logging.info("Paper table: run %s (%d of %d).", run_dir, len(runs) + 1, len(configs))
     try:
-      runs[(condition, prior)] = run_utils.run_once(
-          config, run_dir, judge_path=judge_path if condition != "none" else None)
+      runs[(condition, prior)] = run_utils.relative_paths(run_utils.run_once(
+          config, run_dir, judge_path=judge_path if condition != "none" else None))
     except run_utils.RunInterrupted as interrupted:
       logging.warning("%s", interrupted)  # preempted: the checkpoint is saved; exit cleanly
       break
