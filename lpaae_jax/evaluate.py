@@ -118,6 +118,33 @@ def recalibrated(config: ml_collections.ConfigDict, states: States,
   return lpaae_jax.recalibrate_batch_norm(states, batches, eval_keys(config)["recalibrate"])
 
 
+# --- Progress ------------------------------------------------------------------------------
+
+
+class Progress:
+  """Logs `done of total` with the elapsed time and an ETA, at most every `every_s` seconds
+  and when done: an evaluation takes minutes on an accelerator (50k samples through
+  Inception) and far longer on a CPU."""
+
+  def __init__(self, what: str, total: int, every_s: float = 30.0, clock=time.perf_counter):
+    self.what, self.total, self.every_s, self.clock = what, total, every_s, clock
+    self.start = self.last = clock()
+    logging.info("%s: %d to do.", what, total)
+
+  def update(self, done: int) -> None:
+    now = self.clock()
+    if done < self.total and now - self.last < self.every_s:
+      return
+    self.last = now
+    elapsed = now - self.start
+    if done >= self.total:
+      logging.info("%s: %d done in %.0f s.", self.what, done, elapsed)
+    else:
+      eta = elapsed / max(done, 1) * (self.total - done)
+      logging.info("%s: %d of %d (%.0f%%), %.0f s, ETA %.0f s.", self.what, done, self.total,
+                   100.0 * done / self.total, elapsed, eta)
+
+
 # --- Batched model calls ---------------------------------------------------------------------
 
 
@@ -211,9 +238,15 @@ def reference_stats_path(config: ml_collections.ConfigDict, cache_dir: str, num_
                                  f"{num_real}_{weights}.npz")
 
 
-def real_feature_stats(inception_fn, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """pool3 (mean, covariance) of images in [-1, 1]."""
-  return metrics.feature_stats(inception_fn(figures.to_uint8(images))["pool3"])
+def real_feature_stats(inception_fn, images: np.ndarray,
+                       chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+  """pool3 (mean, covariance) of images in [-1, 1], fed `chunk` at a time (progress)."""
+  progress = Progress("Inception features of the real split", len(images))
+  pool3 = []
+  for start in range(0, len(images), chunk):
+    pool3.append(inception_fn(figures.to_uint8(images[start:start + chunk]))["pool3"])
+    progress.update(start + len(pool3[-1]))
+  return metrics.feature_stats(np.concatenate(pool3))
 
 
 # --- Real data -----------------------------------------------------------------------------
@@ -279,10 +312,14 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
 
   moments, judge_moments = FeatureMoments(), FeatureMoments()
   logits, judge_labels, conditions = [], [], []
-  num_nonfinite = 0
+  num_nonfinite = done = 0
   batch_size = int(config.eval.batch_size)
+  progress = Progress("Samples through " + " and ".join(
+      name for name, used in (("Inception", inception_fn), ("the judge", judge_model))
+      if used is not None), num_samples)
   for images, s in sample_batches(states, eval_keys(config)["samples"], num_samples,
                                   batch_size):
+    done += len(images)
     num_nonfinite += int(np.sum(~np.isfinite(images).reshape(len(images), -1).all(axis=1)))
     if inception_fn is not None:
       outputs = inception_fn(figures.to_uint8(images))
@@ -294,6 +331,7 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
       judge_moments.update(judge_out["features"])
       judge_labels.append(np.argmax(judge_out["logits"], axis=-1))
       conditions.append(s)
+    progress.update(done)
   results["num_nonfinite_samples"] = num_nonfinite
 
   if inception_fn is not None and num_nonfinite:
@@ -404,10 +442,13 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
                  len(real_images))
   prior_codes, prior_s = (prior_code_samples(states, keys["tsne"], num_tsne)
                           if spec.learned_prior else (None, None))
+  tsne_start = time.perf_counter()
+  logging.info("t-SNE of %d points.", num_tsne * (1 if prior_codes is None else 2))
   images["tsne"] = figures.tsne_figure(
       codes[:num_tsne], real_labels[:num_tsne], prior_codes, prior_s, path=paths["tsne"],
       seed=int(config.seed), title=f"{config.dataset}, {spec.condition}, {spec.prior} prior, "
                                    f"step {step}")
+  logging.info("t-SNE done in %.0f s.", time.perf_counter() - tsne_start)
   results["figures"] = {name: os.path.basename(path) for name, path in paths.items()}
   results["unavailable"] = unavailable
   results["eval_seconds"] = round(time.time() - start_time, 1)

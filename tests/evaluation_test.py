@@ -6,6 +6,7 @@ image on a 2-core CPU, so the FID test uses few images: $LPAAE_FID_TEST_IMAGES p
 """
 
 import json
+import logging
 import os
 import warnings
 
@@ -109,6 +110,18 @@ def test_running_feature_moments_match_feature_stats():
 
 
 # --- Figures (no model) -------------------------------------------------------------------
+
+
+def test_progress_logs_an_eta_at_most_every_interval_and_when_done(caplog):
+  now = [0.0]
+  caplog.set_level(logging.INFO)
+  progress = evaluate.Progress("Samples", 100, every_s=10, clock=lambda: now[0])
+  for done, seconds in ((10, 1.0), (20, 11.0), (30, 12.0), (100, 13.0)):
+    now[0] = seconds
+    progress.update(done)
+  assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Samples")] == [
+      "Samples: 100 to do.", "Samples: 20 of 100 (20%), 11 s, ETA 44 s.",
+      "Samples: 100 done in 13 s."]
 
 
 def test_image_grid_places_images_row_major():
