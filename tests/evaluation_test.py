@@ -304,7 +304,8 @@ class _RecordingWriter:
 
 
 def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_dir,
-                                             real_data_dir, inception_dir, tmp_path):
+                                             real_data_dir, inception_dir, tmp_path, caplog):
+  caplog.set_level(logging.INFO)
   config = _mnist_config(real_data_dir, **{
       "eval.num_samples": 20, "eval.batch_size": INCEPTION_BATCH,
       "eval.num_real_samples": 30, "eval.num_tsne_points": 30,
@@ -339,6 +340,12 @@ def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_di
   assert writer.images[5]["eval/samples_grid"].shape == (1, 128, 320, 1)
   assert {"eval/fid", "eval/conditional_accuracy", "eval/kmeans_nmi",
           "eval/reconstruction_mse"} <= set(writer.scalars[5]) and writer.flushed
+  # The long parts report their progress.
+  logged = [record.getMessage() for record in caplog.records]
+  for line in ("Samples through Inception and the judge: 20 done in",
+               "Inception features of the real split: 30 done in", "t-SNE of 60 points.",
+               "t-SNE done in"):
+    assert any(message.startswith(line) for message in logged), (line, logged)
 
 
 def test_evaluate_states_unsupervised_fixed_prior_without_inception_weights(
