@@ -144,13 +144,23 @@ def check_finite(stacked: dict[str, np.ndarray], first_step: int) -> None:
 
 
 class _TerminationRequest:
-  """Turns SIGTERM (sent before preemption) into a save-and-exit at the next step."""
+  """Turns SIGTERM (sent before preemption) into a save-and-exit after the current step.
+
+  One process: a SIGTERM handler of ours sets a flag. Several: JAX's preemption sync
+  manager, which `jax.distributed.initialize()` sets up and which handles SIGTERM itself
+  (a handler of ours would replace its), names a step at which every host stops
+  (`multihost_utils.reached_preemption_sync_point`), so all of them save the same step
+  and none waits in the collective save for the others.
+  """
 
   def __init__(self):
     self.requested = False
     self._previous = None
+    self._multihost = jax.process_count() > 1
 
   def __enter__(self):
+    if self._multihost:
+      return self
     try:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     except ValueError:  # not the main thread: leave signals alone
@@ -161,6 +171,15 @@ class _TerminationRequest:
     del signum, frame
     logging.warning("SIGTERM received: saving a checkpoint and exiting.")
     self.requested = True
+
+  def stop_after(self, step: int) -> bool:
+    """Whether to save and stop after `step`; every process calls it at every step it
+    completes (increasing steps), whether or not it was signalled."""
+    if self._multihost and not self.requested:
+      self.requested = multihost_utils.reached_preemption_sync_point(step)
+      if self.requested:
+        logging.warning("A host was preempted: every host saves step %d and exits.", step)
+    return self.requested
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -286,7 +305,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
 
         # --- Logs, image summaries and checkpoints at their intervals.
         last = done == config.num_train_steps
-        save_now = last or termination.requested or done % config.checkpoint_every_steps == 0
+        stop = termination.stop_after(done)
+        save_now = last or stop or done % config.checkpoint_every_steps == 0
         if save_now or done % config.log_every_steps == 0:
           stacked = stack_to_host(pending)
           if config.on_nonfinite == "stop":
@@ -304,7 +324,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
             raise NonFiniteLossError(f"Non-finite parameters after step {done}; the latest "
                                      "checkpoint holds the last good states.")
           checkpointing.save(manager, done, states, config)
-        if termination.requested:
+        if stop:
           logging.info("Stopping at step %d after SIGTERM.", done)
           break
   finally:
