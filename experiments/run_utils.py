@@ -50,6 +50,17 @@ def relative_paths(value, start: Optional[str] = None):
   return value
 
 
+def finished_run(config: ml_collections.ConfigDict, workdir: str) -> Optional[dict[str, Any]]:
+  """run_once's record of a run evaluated at its last step or diverged; None otherwise."""
+  results = read_json(os.path.join(workdir, "eval", evaluate.METRICS_FILE))
+  info = read_json(os.path.join(workdir, RUN_INFO))
+  if results and info and results.get("step") == config.num_train_steps:
+    return {"metrics": results, **info}
+  if info and info.get("diverged"):
+    return {"metrics": {}, **info}
+  return None
+
+
 def run_once(config: ml_collections.ConfigDict, workdir: str, *,
              judge_path: Optional[str] = None) -> dict[str, Any]:
   """Trains (or resumes) and evaluates one run -> {"metrics": metrics.json, timings...}.
@@ -57,17 +68,15 @@ def run_once(config: ml_collections.ConfigDict, workdir: str, *,
   A finished run is read back, not redone. A run whose losses became non-finite is recorded
   with "diverged" (and empty metrics) instead of stopping the experiment.
   """
-  metrics_path = os.path.join(workdir, "eval", evaluate.METRICS_FILE)
-  info_path = os.path.join(workdir, RUN_INFO)
-  results, info = read_json(metrics_path), read_json(info_path)
-  if results and info and results.get("step") == config.num_train_steps:
-    logging.info("Skipping %s: evaluated at step %d.", workdir, results["step"])
-    return {"metrics": results, **info}
-  if info and info.get("diverged"):
-    logging.info("Skipping %s: it diverged (%s).", workdir, info["diverged"])
-    return {"metrics": {}, **info}
+  finished = finished_run(config, workdir)
+  if finished is not None:
+    reason = (f"it diverged ({finished['diverged']})" if finished.get("diverged")
+              else f"evaluated at step {finished['metrics']['step']}")
+    logging.info("Skipping %s: %s.", workdir, reason)
+    return finished
 
-  info = info or {"train_seconds": 0.0}
+  info_path = os.path.join(workdir, RUN_INFO)
+  info = read_json(info_path) or {"train_seconds": 0.0}
   start = time.time()
   try:
     train.train_and_evaluate(config, workdir)

@@ -133,8 +133,8 @@ def test_study_table_mean_and_sample_std_over_seeds():
   cells = study.aggregate(runs)
   mean, std, values = cells[("supervised", "learned")]["conditional_accuracy"]
   assert mean == pytest.approx(0.9) and std == pytest.approx(0.1) and values == [0.8, 0.9, 1.0]
-  table = study.markdown_table(cells, 3)
-  assert "| supervised | learned | 0.900 ± 0.100 |" in table
+  table = study.markdown_table(cells)
+  assert "| supervised | learned | 3 | 0.900 ± 0.100 |" in table
   assert "diverged" in study.per_seed_table(runs)
 
 

@@ -14,7 +14,8 @@ FID against the test split, reconstruction MSE, grids, t-SNE) and writes to --re
 
 Runs live in --workdir/<setting>_<prior>_seed<k>; a run whose evaluation is complete is
 skipped and an interrupted one resumes from its checkpoint, so re-running the command after
-an interruption finishes the study. The judge classifier is trained once, into
+an interruption finishes the study. The results cover every finished run and are rewritten
+after each one; --report_only writes them without training (a study still under way). The judge classifier is trained once, into
 --workdir/judge. Each setting's runs share one worker process (--workers=n: n settings in
 parallel), so its train steps compile once; this process then reads every run back and
 writes the tables.
@@ -68,6 +69,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("judge_steps", 2000, "Training steps of the judge classifier.")
   flags.DEFINE_integer("num_samples", 5000, "Generated samples per evaluation.")
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
+  flags.DEFINE_bool("report_only", False, "Train nothing: write the results of the finished "
+                    "runs (e.g. to commit a study that is still under way).")
   flags.DEFINE_integer("workers", 1, "Processes training the settings in parallel (one per "
                        "setting). On this project's 2-core CPU one width-8 run already uses "
                        "both cores: two in parallel trained at 1.9 iterations/s each against "
@@ -125,13 +128,14 @@ def aggregate(runs: dict[tuple[str, str, int], dict]) -> dict[tuple[str, str], d
           for cell, metrics in cells.items()}
 
 
-def markdown_table(cells: dict[tuple[str, str], dict], num_seeds: int) -> str:
+def markdown_table(cells: dict[tuple[str, str], dict]) -> str:
   """Mean ± sample std over seeds; a column only where some cell has the metric."""
   columns = [c for c in COLUMNS if any(c[0] in cell for cell in cells.values())]
-  lines = ["| setting | prior | " + " | ".join(header for _, header, _ in columns) + " |",
-           "|---|---|" + "---|" * len(columns)]
+  lines = ["| setting | prior | seeds | " + " | ".join(header for _, header, _ in columns)
+           + " |", "|---|---|---|" + "---|" * len(columns)]
   for (setting, prior), cell in sorted(cells.items()):
-    entries = []
+    num_seeds = max((len(values) for _, _, values in cell.values()), default=0)
+    entries = [str(num_seeds)]
     for key, _, decimals in columns:
       if key in cell:
         mean, std, _ = cell[key]
@@ -140,8 +144,8 @@ def markdown_table(cells: dict[tuple[str, str], dict], num_seeds: int) -> str:
         entries.append("–")
     lines.append(f"| {setting} | {prior} | " + " | ".join(entries) + " |")
   lines.append("")
-  lines.append(f"Mean ± sample standard deviation over the {num_seeds} seeds (fewer where a "
-               "run diverged: see the per-run table).")
+  lines.append("Mean ± sample standard deviation over the finished seeds of each cell (a "
+               "diverged run is left out: see the per-run table).")
   return "\n".join(lines)
 
 
@@ -197,51 +201,76 @@ def main(argv):
   logging.info("Judge test accuracy %.4f.", judge_info["test_accuracy"])
   settings = dict(steps=FLAGS.steps, width=FLAGS.width, num_samples=FLAGS.num_samples,
                   judge_path=judge_path, data_dir=FLAGS.data_dir)
-  configs = {(setting, prior, seed): study_config(setting, prior, seed, **settings)
-             for setting in FLAGS.settings for prior in FLAGS.priors for seed in seeds}
-  for config in configs.values():  # every bad setting fails before any training
+  # The report covers every finished run of the whole study (earlier invocations' other
+  # settings too) and is rewritten after each run: an interrupted study's committed results
+  # are never older than its last finished run.
+  study = {(setting, prior, seed): study_config(setting, prior, seed, **settings)
+           for setting in SETTINGS for prior in PRIORS for seed in seeds}
+  for config in study.values():  # every bad setting fails before any training
     config_validation.validate_config(config)
+  to_train = [] if FLAGS.report_only else [
+      key for key in study if key[0] in FLAGS.settings and key[1] in FLAGS.priors]
 
-  if FLAGS.workers > 1 and len(FLAGS.settings) > 1:
+  if FLAGS.workers > 1 and len(FLAGS.settings) > 1 and to_train:
     run_workers(FLAGS.settings, FLAGS.workers)  # then every run below is read back
   runs = {}
-  for (setting, prior, seed), config in configs.items():
-    workdir = os.path.join(FLAGS.workdir, f"{setting}_{prior}_seed{seed}")
-    logging.info("Run %s (%d of %d).", workdir, len(runs) + 1, len(configs))
-    runs[(setting, prior, seed)] = run_utils.relative_paths(run_utils.run_once(config, workdir))
-    if seed == seeds[0]:
-      for figure in ("samples_grid", "tsne"):
-        shutil.copyfile(os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure]),
-                        os.path.join(FLAGS.results, f"{setting}_{prior}_{figure}.png"))
+  for key, config in study.items():
+    finished = run_utils.finished_run(config, _run_dir(*key))
+    if finished is not None:
+      runs[key] = run_utils.relative_paths(finished)
+  for key in to_train:
+    if key not in runs:
+      runs[key] = run_utils.relative_paths(run_utils.run_once(study[key], _run_dir(*key)))
+      write_report(runs, seeds, settings, judge_info, time.time() - study_start)
+  report = write_report(runs, seeds, settings, judge_info, time.time() - study_start)
+  print(report)
 
+
+def _run_dir(setting: str, prior: str, seed: int) -> str:
+  return os.path.join(flags.FLAGS.workdir, f"{setting}_{prior}_seed{seed}")
+
+
+def write_report(runs: dict[tuple[str, str, int], dict], seeds: list[int], settings: dict,
+                 judge_info: dict, wall_seconds: float) -> str:
+  """results.md, results.json and each cell's first-seed figures -> results.md's text."""
+  results = flags.FLAGS.results
+  for setting, prior, seed in runs:
+    if seed == seeds[0] and not runs[(setting, prior, seed)].get("diverged"):
+      for figure in ("samples_grid", "tsne"):
+        shutil.copyfile(os.path.join(_run_dir(setting, prior, seed), "eval",
+                                     evaluate.FIGURE_FILES[figure]),
+                        os.path.join(results, f"{setting}_{prior}_{figure}.png"))
   cells = aggregate(runs)
-  wall_seconds = time.time() - study_start
   hardware = (f"{platform.machine()} CPU, {os.cpu_count()} cores, "
               f"{jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__}")
   flag_text = " ".join(f"--{k}={v}" for k, v in sorted(settings.items())
                        if k not in ("judge_path", "data_dir"))
+  missing = [f"{s}_{p}_seed{k}" for s in SETTINGS for p in PRIORS for k in seeds
+             if (s, p, k) not in runs]
   report = "\n".join([
       "# MNIST CPU study: learned vs. fixed prior", "",
       f"Settings: {flag_text}, seeds {','.join(map(str, seeds))}; judge test accuracy "
       f"{judge_info['test_accuracy']:.4f} (trained once, {judge_info['steps']} steps in "
       f"{judge_info['train_seconds'] / 60:.1f} min).",
-      f"Hardware: {hardware}. Wall time of this invocation: {wall_seconds / 60:.1f} min "
+      f"Hardware: {hardware}. Wall time of the last invocation: {wall_seconds / 60:.1f} min "
       "(runs finished by an earlier invocation are read back, not re-timed; their train/eval "
       "seconds are in the per-run table).", "",
-      markdown_table(cells, len(seeds)), "", "## Per run", "", per_seed_table(runs), ""])
-  file_utils.write_atomically(os.path.join(FLAGS.results, "results.md"),
+      ("Not run yet (the same command trains them): " + ", ".join(missing) + "."
+       if missing else "Every run of the study is finished."), "",
+      markdown_table(cells), "", "## Per run", "", per_seed_table(runs), ""])
+  file_utils.write_atomically(os.path.join(results, "results.md"),
                               lambda f: f.write(report.encode("utf-8")))
-  run_utils.write_json(os.path.join(FLAGS.results, "results.json"), {
+  run_utils.write_json(os.path.join(results, "results.json"), {
       "settings": run_utils.relative_paths({k: v for k, v in settings.items()
                                             if k != "data_dir"}),
       "seeds": seeds, "hardware": hardware, "wall_seconds": wall_seconds,
-      "judge": judge_info,
+      "judge": judge_info, "not_run": missing,
       "cells": {f"{s}_{p}": {k: {"mean": m, "std": sd, "values": v}
                              for k, (m, sd, v) in cell.items()}
                 for (s, p), cell in cells.items()},
       "runs": {f"{s}_{p}_seed{k}": run for (s, p, k), run in runs.items()},
   })
-  print(report)
+  return report
 
 
 if __name__ == "__main__":
