@@ -38,9 +38,10 @@ def line_magic(line: str) -> None:
 # Autoencoders") on a Colab TPU, shows TensorBoard, and evaluates the trained model (FID,
 # Inception Score, k-means of the codes, figures).
 #
-# **Runtime → Change runtime type → TPU**, then run the cells in order. The same code runs on
-# any JAX backend: the training loop puts every device on a 1-D `data` mesh (8 TPU cores on a
-# v2-8, one chip on a v5e-1), so nothing here is TPU-specific.
+# **Runtime → Change runtime type → TPU**, set **SOURCE** in the first cell, then
+# **Runtime → Run all**. The same code runs on any JAX backend: the training loop puts every
+# device on a 1-D `data` mesh (8 TPU cores on a v2-8, one chip on a v5e-1), so nothing here
+# is TPU-specific.
 #
 # `experiments/colab_tpu.py` is this notebook as a script, generated from it (`python -m
 # tests.colab_notebook_test` rewrites it); `tests/colab_notebook_test.py` checks that both
@@ -49,71 +50,106 @@ def line_magic(line: str) -> None:
 
 
 # %%
-# Settings: edit them here. (The CI run of the script twin sets LPAAE_NOTEBOOK_* instead.)
+# @title Settings
+# SOURCE: where the lpaae_jax code comes from, a git URL (cloned to /content/lpaae_jax) or a
+# Google Drive folder holding a checkout (e.g. /content/drive/MyDrive/lpaae_jax).
+SOURCE = ""  # @param {type:"string"}
+CONFIG = "configs/cifar10.py:supervised"  # @param {type:"string"}
+# On Colab, keep checkpoints, TensorBoard logs and the dataset on Google Drive: they
+# outlive the session, and rerunning the training cell resumes from the last checkpoint.
+USE_DRIVE = True  # @param {type:"boolean"}
+# Generated samples for FID/IS (the paper's table uses 50 000).
+NUM_EVAL_SAMPLES = 10000  # @param {type:"integer"}
+
 import json
 import os
 import sys
 
+# The CI run of the script twin sets LPAAE_NOTEBOOK_* instead of the fields above.
+SOURCE = os.environ.get("LPAAE_NOTEBOOK_SOURCE", SOURCE)
+CONFIG = os.environ.get("LPAAE_NOTEBOOK_CONFIG", CONFIG)
+NUM_EVAL_SAMPLES = int(os.environ.get("LPAAE_NOTEBOOK_EVAL_SAMPLES", NUM_EVAL_SAMPLES))
 IN_COLAB = "google.colab" in sys.modules
-# Git URL of the lpaae_jax repository; not needed when REPO_DIR (or the current directory)
-# already holds a checkout, e.g. one copied to Drive.
-REPO_URL = os.environ.get("LPAAE_NOTEBOOK_REPO_URL", "")
-REPO_DIR = os.environ.get("LPAAE_NOTEBOOK_REPO_DIR", "/content/lpaae_jax")
-# On Colab, keep checkpoints, TensorBoard logs and the dataset on Google Drive: they
-# outlive the session, and rerunning the training cell resumes from the last checkpoint.
-USE_DRIVE = IN_COLAB
-STORAGE = "/content/drive/MyDrive/lpaae_jax" if USE_DRIVE else "/tmp/lpaae_jax"
-CONFIG = os.environ.get("LPAAE_NOTEBOOK_CONFIG", "configs/cifar10.py:supervised")
-WORKDIR = os.environ.get("LPAAE_NOTEBOOK_WORKDIR", f"{STORAGE}/cifar10_supervised")
+USE_DRIVE = USE_DRIVE and IN_COLAB
+STORAGE = "/content/drive/MyDrive/lpaae_jax_runs" if USE_DRIVE else "/tmp/lpaae_jax"
+RUN_NAME = CONFIG.removeprefix("configs/").replace(".py", "").replace(":", "_")
+WORKDIR = os.environ.get("LPAAE_NOTEBOOK_WORKDIR", f"{STORAGE}/{RUN_NAME}")
 DATA_DIR = os.environ.get("LPAAE_NOTEBOOK_DATA_DIR", f"{STORAGE}/tensorflow_datasets")
 # Config overrides, dotted field -> value. steps_per_jit=10 runs 10 iterations per TPU call
 # (the intervals of configs/cifar10.py are multiples of 10); e.g. add
 # "num_train_steps": 20_000 for a shorter run than the paper's 100k iterations.
 OVERRIDES = {"steps_per_jit": 10,
              **json.loads(os.environ.get("LPAAE_NOTEBOOK_OVERRIDES", "{}"))}
-# Generated samples for FID/IS (the paper's table uses 50 000).
-NUM_EVAL_SAMPLES = int(os.environ.get("LPAAE_NOTEBOOK_EVAL_SAMPLES", "10000"))
 
 
 # %% [markdown]
-# ## Install
+# ## Code and install
 #
-# Clones the repository (unless this runtime already runs inside a checkout) and installs its
-# pinned requirements with the TPU build of JAX. If pip reports conflicts with Colab's
-# preinstalled packages, use **Runtime → Restart session** and run from the top.
+# Mounts Google Drive (see `USE_DRIVE`), takes the code from `SOURCE` (unless this runtime
+# already runs inside a checkout) and installs only what the runtime lacks: `lpaae_jax`
+# itself, JAX with the accelerator's extra (`jax[tpu]` brings the matching jaxlib and libtpu)
+# and the dependencies that pip finds missing or too old. Colab's own TensorFlow (for
+# `tf.data` and TensorBoard) and the rest of its stack stay as they are. If pip upgraded a
+# package Colab had already imported, use **Runtime → Restart session** and run all again.
 
 
 # %%
-if not os.path.isdir("lpaae_jax"):
-  if not os.path.isdir(REPO_DIR):
-    if not REPO_URL:
-      raise ValueError(f"Set REPO_URL to the git URL of lpaae_jax, or put a checkout in "
-                       f"{REPO_DIR}.")
-    shell(f'git clone {REPO_URL} {REPO_DIR}')
-  os.chdir(REPO_DIR)
-if IN_COLAB:
-  shell(f'pip install -q -r requirements.txt "jax[tpu]==0.10.2"')
-sys.path.insert(0, os.getcwd())
+import glob
+import re
+import shlex
+import tomllib
 
-
-# %% [markdown]
-# ## Storage and data
-#
-# Mounts Google Drive (optional, see `USE_DRIVE`). tfds downloads and prepares the dataset
-# into `DATA_DIR` on first use (CIFAR-10: about 160 MB); later sessions find it there.
-
-
-# %%
-if USE_DRIVE:
+if USE_DRIVE or SOURCE.startswith("/content/drive"):
   from google.colab import drive
   drive.mount("/content/drive")
-os.makedirs(WORKDIR, exist_ok=True)
-os.makedirs(DATA_DIR, exist_ok=True)
+if not os.path.isfile("lpaae_jax/__init__.py"):  # not already inside a checkout
+  if not SOURCE:
+    raise SystemExit("SOURCE is empty: set it in the Settings cell to the git URL of "
+                     "lpaae_jax or to a Drive folder holding a checkout, then run all again.")
+  if "://" in SOURCE or SOURCE.startswith("git@"):
+    CHECKOUT = "/content/lpaae_jax"
+    if not os.path.isdir(CHECKOUT):
+      shell(f'git clone -q {SOURCE} {CHECKOUT}')
+  else:
+    CHECKOUT = SOURCE
+  if not os.path.isfile(os.path.join(CHECKOUT, "lpaae_jax", "__init__.py")):
+    raise SystemExit(f"SOURCE={SOURCE}: {CHECKOUT} holds no lpaae_jax checkout; set "
+                     "SOURCE to the git URL or to the Drive folder that has lpaae_jax/ in it.")
+  os.chdir(CHECKOUT)
+sys.path.insert(0, os.getcwd())
 
+with open("pyproject.toml", "rb") as pyproject:
+  PROJECT = tomllib.load(pyproject)["project"]
+if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*") or "COLAB_TPU_ADDR" in os.environ:
+  ACCELERATOR = "tpu"
+elif glob.glob("/dev/nvidia[0-9]*"):
+  ACCELERATOR = "cuda12"
+else:
+  ACCELERATOR = None
+# Our dependency ranges, without the CPU build of TensorFlow that our pins name.
+REQUIREMENTS = [requirement for requirement in PROJECT["dependencies"]
+                if re.match(r"[\w.-]+", requirement)[0] not in ("tensorflow", "tensorflow-cpu")]
+REQUIREMENTS += PROJECT["optional-dependencies"].get(ACCELERATOR, [])
+PIP_ARGUMENTS = " ".join(shlex.quote(requirement) for requirement in REQUIREMENTS)
+if IN_COLAB:
+  shell(f'pip install -q --no-deps -e .')
+  shell(f'pip install -q {PIP_ARGUMENTS}')
+
+
+# %% [markdown]
+# ## Data
+#
+# tfds downloads and prepares the dataset into `DATA_DIR` on first use (CIFAR-10: about
+# 160 MB); later sessions find it there.
+
+
+# %%
 import importlib
 
 from lpaae_jax import input_pipeline
 
+os.makedirs(WORKDIR, exist_ok=True)
+os.makedirs(DATA_DIR, exist_ok=True)
 module_path, _, variant = CONFIG.partition(":")
 config_module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
 config = config_module.get_config(variant or None)
@@ -170,13 +206,16 @@ line_magic(f'tensorboard --logdir {WORKDIR}')
 # %% [markdown]
 # ## Train
 #
-# Rerunning this cell, or the notebook in a new session with the same `WORKDIR`, resumes
-# from the latest checkpoint and continues exactly as an uninterrupted run would.
+# Logs the losses, the discriminators' probabilities and the progress with its ETA below
+# the cell. Rerunning this cell, or the notebook in a new session with the same `WORKDIR`,
+# resumes from the latest checkpoint and continues exactly as an uninterrupted run would.
 
 
 # %%
+from lpaae_jax import cli
 from lpaae_jax import train
 
+cli.log_to_notebook()  # the commands' log: progress with ETA, metrics, checkpoints
 states = train.train_and_evaluate(config, WORKDIR)
 
 

@@ -59,6 +59,15 @@ def quiet_library_logs() -> None:
     handler.addFilter(LibraryLogFilter())
 
 
+def log_to_notebook() -> None:
+  """Outside a command (a notebook, an interactive session), where absl logs warnings only:
+  the commands' log on stderr, i.e. progress with ETA, metrics and checkpoint events, and
+  of the other libraries warnings and errors."""
+  absl_logging.use_absl_handler()
+  absl_logging.set_verbosity(absl_logging.INFO)
+  quiet_library_logs()
+
+
 def _fail(error: BaseException) -> NoReturn:
   print(f"error: {error}", file=sys.stderr, flush=True)
   _silence_shutdown()

@@ -13,8 +13,13 @@ CI runs the twin on CPU with the tiny config for a few steps under mock data.
 import json
 import os
 import pathlib
+import re
 import runpy
+import shlex
 import sys
+import tomllib
+
+import pytest
 
 import tensorflow_datasets as tfds
 
@@ -111,39 +116,81 @@ def test_notebook_covers_install_data_devices_training_tensorboard_and_evaluatio
   notebook = read_notebook()
   assert notebook["metadata"]["accelerator"] == "TPU"
   assert all(not c.get("outputs") for c in notebook["cells"] if c["cell_type"] == "code")
+  settings = code_cells(notebook)[0]
+  assert settings.startswith("# @title Settings") and 'SOURCE = ""  # @param' in settings
   code = "\n".join(code_cells(notebook))
-  for needle in ("pip install -q -r requirements.txt \"jax[tpu]", "drive.mount(",
-                 "check_dataset_available(", "jax.devices()", "configs/cifar10.py",
-                 "%load_ext tensorboard", "%tensorboard --logdir {WORKDIR}",
+  for needle in ("!pip install -q --no-deps -e .", "!pip install -q {PIP_ARGUMENTS}",
+                 "drive.mount(", "check_dataset_available(", "jax.devices()",
+                 "configs/cifar10.py", "%load_ext tensorboard",
+                 "%tensorboard --logdir {WORKDIR}", "cli.log_to_notebook()",
                  "train.train_and_evaluate(config, WORKDIR)",
                  "evaluate.evaluate_workdir(config, WORKDIR", "convert_inception"):
     assert needle in code, needle
+  assert "requirements.txt" not in code  # our CPU pins would replace Colab's stack
   compile(TWIN.read_text(encoding="utf-8"), str(TWIN), "exec")
 
 
-def test_twin_trains_and_evaluates_a_tiny_config_on_cpu(tmp_path, monkeypatch, capsys):
-  """The twin end to end: the tiny config of the training tests (same compiled steps),
-  steps_per_jit=4 over 4 iterations, mock MNIST, then the evaluation cell."""
+def _run_twin(monkeypatch, workdir, source: str, overrides=None) -> dict:
+  monkeypatch.setenv("LPAAE_NOTEBOOK_SOURCE", source)
+  monkeypatch.setenv("LPAAE_NOTEBOOK_CONFIG", "configs/test.py")
+  monkeypatch.setenv("LPAAE_NOTEBOOK_WORKDIR", str(workdir / "run"))
+  monkeypatch.setenv("LPAAE_NOTEBOOK_DATA_DIR", str(workdir / "data"))
+  monkeypatch.setenv("LPAAE_NOTEBOOK_OVERRIDES", json.dumps(overrides or {}))
+  monkeypatch.setenv("LPAAE_NOTEBOOK_EVAL_SAMPLES", "20")
+  monkeypatch.setenv("MPLBACKEND", "Agg")
+  monkeypatch.chdir(workdir)  # not a checkout: the code comes from SOURCE
+  monkeypatch.setattr(sys, "path", list(sys.path))
+  return runpy.run_path(str(TWIN), run_name="__main__")
+
+
+def test_an_unset_source_stops_at_the_install_cell_with_one_line(tmp_path, monkeypatch):
+  with pytest.raises(SystemExit) as stop:
+    _run_twin(monkeypatch, tmp_path, source="")
+  message = str(stop.value)
+  assert message.startswith("SOURCE is empty: set it in the Settings cell") and "\n" not in message
+  assert not (tmp_path / "run").exists()  # stopped before anything was written
+  with pytest.raises(SystemExit, match=r"holds no lpaae_jax checkout"):
+    _run_twin(monkeypatch, tmp_path, source=str(tmp_path))
+
+
+def test_install_takes_our_ranges_without_the_cpu_tensorflow():
+  namespace = {"os": os, "sys": sys, "USE_DRIVE": False, "SOURCE": "", "IN_COLAB": False}
+  install_cell = code_cells(read_notebook())[1]
+  script = "\n".join(script_line(line) for line in install_cell.split("\n"))
+  cwd = os.getcwd()
+  try:
+    os.chdir(ROOT)
+    exec(compile(script, "install cell", "exec"), namespace)  # pylint: disable=exec-used
+  finally:
+    os.chdir(cwd)
+  names = [re.match(r"[\w.-]+", requirement)[0] for requirement in namespace["REQUIREMENTS"]]
+  assert "tensorflow-cpu" not in names and "tensorflow" not in names
+  assert {"flax", "orbax-checkpoint", "clu", "tensorflow-datasets", "jax"} <= set(names)
+  assert "optax>=0.2.8,<0.3" in namespace["REQUIREMENTS"]
+  tpu = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+      "optional-dependencies"]["tpu"]
+  assert tpu == ["jax[tpu]>=0.10.2,<0.11"] and "'jax[tpu]>=0.10.2,<0.11'" in shlex.join(tpu)
+
+
+def test_twin_trains_and_evaluates_a_tiny_config_on_cpu(tmp_path, monkeypatch, capfd):
+  """The twin end to end, its code taken from a folder (SOURCE = this checkout): the tiny
+  config of the training tests (same compiled steps), steps_per_jit=4 over 4 iterations,
+  mock MNIST, then the evaluation cell."""
   overrides = {"num_train_steps": 4, "log_every_steps": 4, "eval_every_steps": 4,
                "checkpoint_every_steps": 4, "steps_per_jit": 4,
                "eval.use_inception": False}  # InceptionV3 at 299x299 is too slow for CI
-  workdir = tmp_path / "run"
-  monkeypatch.setenv("LPAAE_NOTEBOOK_CONFIG", "configs/test.py")
-  monkeypatch.setenv("LPAAE_NOTEBOOK_WORKDIR", str(workdir))
-  monkeypatch.setenv("LPAAE_NOTEBOOK_DATA_DIR", str(tmp_path / "data"))
-  monkeypatch.setenv("LPAAE_NOTEBOOK_OVERRIDES", json.dumps(overrides))
-  monkeypatch.setenv("LPAAE_NOTEBOOK_EVAL_SAMPLES", "20")
-  monkeypatch.setenv("MPLBACKEND", "Agg")
-  monkeypatch.chdir(ROOT)  # a checkout: the install cell clones and installs nothing
-  monkeypatch.setattr(sys, "path", list(sys.path))
   with tfds.testing.mock_data(num_examples=64):
-    namespace = runpy.run_path(str(TWIN), run_name="__main__")
+    namespace = _run_twin(monkeypatch, tmp_path, source=str(ROOT), overrides=overrides)
   assert not namespace["IN_COLAB"] and namespace["config"].steps_per_jit == 4
+  workdir = tmp_path / "run"
   assert (workdir / "checkpoints" / "4").is_dir()
   metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
   assert metrics["step"] == 4 and "reconstruction_mse" in metrics
-  output = capsys.readouterr().out
-  assert "(not in IPython, skipped: %tensorboard --logdir" in output
+  output = capfd.readouterr()
+  assert "(not in IPython, skipped: %tensorboard --logdir" in output.out
+  # The training cell shows the loop's log lines: progress and the losses.
+  assert "100.0% (4/4), ETA:" in output.err and "] [4] aae/code_disc_loss=" in output.err
+  assert "Closing _NonBlockingMetadataStore" not in output.err  # Orbax's INFO chatter
 
 
 if __name__ == "__main__":
