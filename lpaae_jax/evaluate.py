@@ -522,6 +522,7 @@ def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, 
   """Restores the workdir's latest checkpoint (step N) and evaluates it into
   `workdir/eval/step_N/` (metrics.json, PNGs; copied to `workdir/eval/`) and the workdir's
   TensorBoard events. config None: the run's stored config (`WORKDIR/config.json`)."""
+  file_utils.check_local_workdir(workdir)
   if config is None:
     config = provenance.load_config(workdir)
     logging.info("Evaluating with the run's stored config %s.", provenance.config_path(workdir))

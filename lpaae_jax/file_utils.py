@@ -1,12 +1,31 @@
 """Atomic file writes: a temp file in the target's directory, then a rename, so a reader
-(or a run killed mid-write) never sees half a file."""
+(or a run killed mid-write) never sees half a file. And the check that a workdir is local."""
 
 import json
 import os
+import re
 import tempfile
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
+
+from lpaae_jax import errors
+
+
+class UnsupportedPathError(errors.LpaaeError, ValueError):
+  """A workdir on a cloud filesystem (gs://, s3://, ...), which our file layer cannot write."""
+
+
+def check_local_workdir(workdir: str, flag: str = "--workdir") -> None:
+  """Stops a cloud URI before anything runs: our writes (config.json, metrics, figures,
+  checkpoint paths) use the local filesystem and would put the run in a local directory
+  named like the URI ("gs:/bucket/run") instead of the bucket."""
+  match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", os.fspath(workdir))
+  if match:
+    raise UnsupportedPathError(
+        f"{flag}={workdir}: {match.group(1)}:// paths are not supported yet (the run would "
+        "go to a local directory of that name); mount the bucket (e.g. gcsfuse) and pass "
+        "the mounted local path.")
 
 
 def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:

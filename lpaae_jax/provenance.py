@@ -113,6 +113,7 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config stored in `workdir` by training; StoredConfigError when there is none."""
+  file_utils.check_local_workdir(workdir)
   path = config_path(workdir)
   try:
     with open(path, encoding="utf-8") as config_file:

@@ -27,6 +27,7 @@ from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
 from lpaae_jax import errors
 from lpaae_jax import evaluate
+from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
 from lpaae_jax import provenance
 from lpaae_jax import train_steps
@@ -44,6 +45,7 @@ class WorkdirError(errors.LpaaeError, OSError):
 
 def check_workdir_writable(workdir: str) -> None:
   """Fails at start, not hours later inside Orbax, when the workdir cannot be written."""
+  file_utils.check_local_workdir(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
     # One probe per process: hosts sharing the workdir must not remove each other's.

@@ -20,6 +20,8 @@ from lpaae_jax import checkpointing
 from lpaae_jax import cli
 from lpaae_jax import config_validation
 from lpaae_jax import errors
+from lpaae_jax import evaluate
+from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
 from lpaae_jax import provenance
 from lpaae_jax import train
@@ -89,6 +91,20 @@ def test_train_without_network_fails_in_seconds_with_the_download_message(tmp_pa
   assert seconds < NO_NETWORK_LIMIT_S
 
 
+def test_a_cloud_workdir_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+  result, _ = _command("lpaae_jax.main", f"--config={TEST_CONFIG}", "--workdir=gs://bucket/run",
+                       cwd=tmp_path)
+  _assert_one_line_error(result, "--workdir=gs://bucket/run: gs:// paths are not supported",
+                         "gcsfuse")
+  assert not list(tmp_path.iterdir())  # no local "gs:" directory
+  monkeypatch.chdir(tmp_path)
+  for command in (lambda: evaluate.evaluate_workdir(None, "s3://bucket/run"),
+                  lambda: provenance.load_config("gs://bucket/run")):
+    with pytest.raises(file_utils.UnsupportedPathError, match="not supported yet"):
+      command()
+  assert not list(tmp_path.iterdir())
+
+
 def test_evaluate_without_checkpoint_prints_one_line_and_creates_nothing(tmp_path):
   result, _ = _command("lpaae_jax.evaluate", f"--config={TEST_CONFIG}",
                        f"--workdir={tmp_path / 'typo'}", cwd=tmp_path)
@@ -126,6 +142,7 @@ def test_verbose_keeps_the_traceback(tmp_path):
     (checkpointing.NoCheckpointError, FileNotFoundError),
     (checkpointing.CheckpointSaveError, OSError),
     (provenance.StoredConfigError, FileNotFoundError),
+    (file_utils.UnsupportedPathError, ValueError),
     (judge.JudgeUnavailableError, RuntimeError),
 ])
 def test_every_error_raised_on_purpose_is_shown_as_one_line(error_class, builtin):
