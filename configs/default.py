@@ -54,6 +54,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.loss.adv_noise_weight = 1.0    # CG and decoder: D_I(dec(z_c)) towards real
   config.loss.adv_rec_weight = 1.0      # decoder: D_I(dec(enc(x))) towards real
   config.loss.info_weight = 1.0
+  # Unsupervised only, ours and beyond the paper (0 = the paper's losses): D_I's Q head
+  # also clusters real images, confident per image and using every class equally (minus
+  # their mutual information, as in RIM/CatGAN), so that the s it recovers from generated
+  # images names the same groups as the real data's.
+  config.loss.real_cluster_weight = 0.0
   config.loss.pixel_rec_weight = 0.0
   # D_I conv layers whose features L_rec compares: 1 (16x16), 2 (8x8), 3 (4x4, DESIGN's F).
   # All three: the 4x4 layer alone constrains little detail (experiments/fidelity).

@@ -47,6 +47,18 @@ def pixel_reconstruction_loss(images, reconstructions):
   return jnp.mean(jnp.square(reconstructions.astype(jnp.float32) - images.astype(jnp.float32)))
 
 
+def cluster_loss(q_logits):
+  """Minus the mutual information between real images and Q's class, over a batch:
+  E_x[H(Q(x))] - H(E_x[Q(x)]), as in RIM (Krause et al.) and CatGAN (Springenberg). Low when
+  Q is confident on each image and uses every class equally often; minimum -log(K)."""
+  probabilities = jax.nn.softmax(q_logits.astype(jnp.float32), axis=-1)
+  log_probabilities = jax.nn.log_softmax(q_logits.astype(jnp.float32), axis=-1)
+  conditional_entropy = -jnp.mean(jnp.sum(probabilities * log_probabilities, axis=-1))
+  marginal = jnp.mean(probabilities, axis=0)
+  marginal_entropy = -jnp.sum(marginal * jnp.log(marginal + 1e-12))
+  return conditional_entropy - marginal_entropy
+
+
 def info_loss(q_logits, s_labels):
   """InfoGAN categorical term: cross-entropy of Q(x) against the code s (integer labels).
 

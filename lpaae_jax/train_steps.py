@@ -43,6 +43,8 @@ class StepHyperparams:
   adv_noise_weight: float = 1.0    # CG and decoder: D_I(dec(z_c)) towards "real"
   adv_rec_weight: float = 1.0      # decoder: D_I(dec(enc(x))) towards "real"
   info_weight: float = 1.0         # InfoGAN term (and Q on real images with the Q tie)
+  # Unsupervised only (ours, beyond the paper): Q clusters real images (cluster_loss).
+  real_cluster_weight: float = 0.0
   pixel_rec_weight: float = 0.0    # pixel MSE added to L_rec
   feature_layers: tuple[int, ...] = (3,)  # D_I conv layers (1-3) compared by L_rec
   gan_loss: str = "non_saturating"
@@ -58,6 +60,8 @@ class StepHyperparams:
                adv_noise_weight=float(loss.adv_noise_weight),
                adv_rec_weight=float(loss.adv_rec_weight),
                info_weight=float(loss.info_weight),
+               real_cluster_weight=(float(loss.real_cluster_weight)
+                                    if config.model.condition == "unsupervised" else 0.0),
                pixel_rec_weight=float(loss.pixel_rec_weight),
                feature_layers=tuple(int(layer) for layer in loss.feature_layers),
                gan_loss=loss.gan_loss,
@@ -253,6 +257,7 @@ class _ImageDiscAux(NamedTuple):
   gan_loss: jax.Array
   info_loss: jax.Array          # Q on generated images
   real_info_loss: jax.Array     # Q on real images (supervised, Q tie)
+  real_cluster_loss: jax.Array  # Q clustering real images (unsupervised, if weighted)
   real_logits: jax.Array
   noise_logits: jax.Array
   rec_logits: jax.Array
@@ -273,8 +278,12 @@ def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generat
   info_loss = _info_term(q_logits, s)
   real_info_loss = _info_term(q_real_logits, real_targets)
   loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
-  return loss, _ImageDiscAux(stats, gan_loss, info_loss, real_info_loss, real_logits,
-                             noise_logits, rec_logits, q_logits, q_real_logits)
+  real_cluster_loss = jnp.zeros(())
+  if hp.real_cluster_weight:
+    real_cluster_loss = losses.cluster_loss(q_real_logits)
+    loss = loss + hp.real_cluster_weight * real_cluster_loss
+  return loss, _ImageDiscAux(stats, gan_loss, info_loss, real_info_loss, real_cluster_loss,
+                             real_logits, noise_logits, rec_logits, q_logits, q_real_logits)
 
 
 class _GeneratorAux(NamedTuple):
@@ -358,6 +367,8 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
   }
   if s is not None:
     metrics["prior/q_accuracy"] = jnp.mean(jnp.argmax(disc_aux.q_logits, -1) == s)
+  if hp.real_cluster_weight:
+    metrics["prior/q_real_cluster_loss"] = disc_aux.real_cluster_loss
   if real_targets is not None:
     metrics["prior/q_real_info_loss"] = disc_aux.real_info_loss
     metrics["prior/q_real_accuracy"] = jnp.mean(

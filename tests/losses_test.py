@@ -65,3 +65,16 @@ def test_info_loss_is_cross_entropy():
 
 def test_mean_probability():
   assert float(losses.mean_probability(jnp.array([0.0, 0.0]))) == pytest.approx(0.5)
+
+
+def test_cluster_loss_is_minus_the_mutual_information_of_q_on_real_images():
+  confident = 50.0 * jnp.eye(4)  # four images, each surely its own class
+  assert float(losses.cluster_loss(confident)) == pytest.approx(-math.log(4), abs=1e-5)
+  # One class for every image, or no preference for any: no information either way.
+  assert float(losses.cluster_loss(50.0 * jnp.eye(4)[jnp.zeros(4, int)])) == pytest.approx(0, abs=1e-5)
+  assert float(losses.cluster_loss(jnp.zeros((4, 4)))) == pytest.approx(0, abs=1e-6)
+  logits = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  conditional = -np.mean(np.sum(p * np.log(p), -1))
+  marginal = -np.sum(p.mean(0) * np.log(p.mean(0)))
+  assert float(losses.cluster_loss(logits)) == pytest.approx(conditional - marginal, rel=1e-5)

@@ -29,6 +29,7 @@ FIELD_CASES = [
                              "model.fixed_batch_norm": "running"}),
     ("supervised", "learned", {"model.label_tie": "q_real", "loss.feature_layers": (3,),
                                "loss.pixel_rec_weight": 1.0}),
+    ("unsupervised", "learned", {"loss.real_cluster_weight": 1.0}),
 ]
 
 
@@ -134,6 +135,7 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("loss.feature_layers", (3, 3), r"loss.feature_layers=\(3, 3\).*distinct"),
     ("loss.adv_rec_weight", -0.5, "loss.adv_rec_weight=-0.5.*>= 0"),
     ("loss.adv_noise_weight", float("nan"), "loss.adv_noise_weight=nan.*finite"),
+    ("loss.real_cluster_weight", -1.0, "loss.real_cluster_weight=-1.0.*>= 0"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):

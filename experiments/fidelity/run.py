@@ -107,6 +107,11 @@ VARIANTS = {
                       "(0.42 at 1500 and lr 2e-4, 0.73 at 3000 and 4e-4)?"),
     "unsup_noise_16": ("unsupervised", {"model.noise_dim": 16},
                        "does a smaller noise z leave more of the variation to s?"),
+    "unsup_real_cluster_1": ("unsupervised", {"loss.real_cluster_weight": 1.0},
+                             "Q also clusters real images (RIM/CatGAN term, ours, beyond the "
+                             "paper): does s then name the real data's groups, the digits?"),
+    "unsup_real_cluster_0.3": ("unsupervised", {"loss.real_cluster_weight": 0.3},
+                               "the clustering term at a third of the weight"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
