@@ -92,6 +92,11 @@ def _make_tuples(tree, path: list):
   return tree
 
 
+# Config fields added after runs began storing their config, each with the value that
+# reproduces what runs stored before it did: such a run's config.json loads and evaluates.
+ADDED_FIELDS = {"loss.real_cluster_weight": 0.0}
+
+
 def config_from_json(text: str) -> ml_collections.ConfigDict:
   """The ConfigDict `config_to_json` wrote (tuples and typed placeholders restored)."""
   document = json.loads(text)
@@ -108,6 +113,13 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
       node = node[part]
     with node.ignore_type():
       setattr(node, leaf, ml_collections.config_dict.placeholder(_PLACEHOLDER_TYPES[type_name]))
+  for dotted, value in ADDED_FIELDS.items():
+    *parents, leaf = dotted.split(".")
+    node = config
+    for part in parents:
+      node = node[part]
+    if leaf not in node:
+      node[leaf] = value
   return config
 
 

@@ -40,6 +40,19 @@ def test_stored_config_keeps_overrides_and_is_written_at_most_once(tmp_path):
   assert sorted(p.name for p in tmp_path.iterdir()) == [provenance.CONFIG_FILE]
 
 
+def test_a_config_stored_before_a_field_existed_loads_with_the_old_behaviour():
+  config = tiny_config("unsupervised")
+  document = json.loads(provenance.config_to_json(config))
+  for dotted in provenance.ADDED_FIELDS:
+    *parents, leaf = dotted.split(".")
+    node = document["config"]
+    for part in parents:
+      node = node[part]
+    del node[leaf]  # as written by the code before the field was added
+  loaded = provenance.config_from_json(json.dumps(document))
+  assert loaded == config and loaded.loss.real_cluster_weight == 0.0
+
+
 def test_a_resumed_run_checks_the_stored_config(tmp_path):
   workdir = str(tmp_path)
   provenance.check_stored_config(workdir, tiny_config())  # nothing stored: nothing to check
