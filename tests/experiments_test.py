@@ -3,6 +3,9 @@ runs, skip finished runs, stop cleanly when a run is interrupted), the figures, 
 study's table."""
 
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from experiments.paper_table import run as paper_table
 from lpaae_jax import train
 from tests.helpers import tiny_config
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
 # The supervised pair (what the figures need): the other four are the same command with
 # other variants, each of which train_steps_test and evaluation_test exercise.
@@ -151,3 +155,38 @@ def test_results_name_existing_paths_relative_to_the_working_directory(tmp_path,
                   "provenance": {"config": {"eval": {"judge_path": "runs/judge",
                                                      "other": "/no/such/path"}}}},
       "paths": ["runs/judge", "relative/already"]}
+
+
+def test_study_report_covers_every_finished_run_without_training(tmp_path):
+  """--report_only: the finished runs of any setting are tabulated, the rest named as not
+  run, nothing is trained (so a study under way can be committed)."""
+  workdir, results = tmp_path / "study", tmp_path / "results"
+  (workdir / "judge").mkdir(parents=True)
+  run_utils.write_json(str(workdir / "judge" / "judge.json"),
+                       {"test_accuracy": 0.99, "steps": 10, "train_seconds": 1.0})
+  finished = {("supervised", "learned", 0): {"conditional_accuracy": 0.9},
+              ("unsupervised", "fixed", 1): {"cluster_accuracy": 0.5}}
+  for (setting, prior, seed), metrics in finished.items():
+    run_dir = workdir / f"{setting}_{prior}_seed{seed}"
+    (run_dir / "eval").mkdir(parents=True)
+    run_utils.write_json(str(run_dir / "eval" / "metrics.json"), {"step": 7, **metrics})
+    run_utils.write_json(str(run_dir / run_utils.RUN_INFO), {"train_seconds": 60.0})
+    for name in ("samples_grid.png", "tsne.png"):
+      (run_dir / "eval" / name).write_bytes(b"png")
+  unfinished = workdir / "none_learned_seed0"
+  (unfinished / "eval").mkdir(parents=True)  # evaluated at an earlier step: not finished
+  run_utils.write_json(str(unfinished / "eval" / "metrics.json"), {"step": 3})
+  run_utils.write_json(str(unfinished / run_utils.RUN_INFO), {"train_seconds": 1.0})
+  subprocess.run([sys.executable, "-m", "experiments.mnist_cpu_study.run", "--report_only",
+                  f"--workdir={workdir}", f"--results={results}", "--steps=7", "--seeds=0,1"],
+                 cwd=ROOT, check=True, capture_output=True, timeout=300)
+  assert sorted(p.name for p in unfinished.iterdir()) == ["eval", run_utils.RUN_INFO]
+  report = (results / "results.md").read_text()
+  assert "| supervised | learned | 1 | 0.900 ± 0.000 |" in report
+  assert "| unsupervised | fixed | 1 | – | 0.500 ± 0.000 |" in report
+  not_run = report.split("Not run yet (the same command trains them): ")[1].split(".\n")[0]
+  assert "none_learned_seed0" in not_run.split(", ")  # evaluated at an earlier step only
+  assert len(not_run.split(", ")) == 3 * 2 * 2 - 2
+  assert "supervised_learned_seed0" not in not_run.split(", ")
+  assert (results / "supervised_learned_samples_grid.png").exists()  # the cell's first seed
+  assert not (results / "unsupervised_fixed_samples_grid.png").exists()  # seed 1 only
