@@ -61,6 +61,8 @@ def test_paper_table_runs_the_chosen_runs_and_writes_the_table(paper_table_run):
       continue
     assert cells[5] == "2"  # our step
     assert np.isfinite(float(cells[4]))  # FID with the shared pool3 weights
+    assert 0 < float(cells[7]) and 0 <= float(cells[8]) <= 1  # rec. MSE, k-means NMI
+    assert cells[9] == "–"  # no judge given
     assert cells[2] == "–"  # no IS: the shared weights have no fc layer, and the note says so
   assert "inception_score: the Inception weights" in report and "'fc'" in report
   results = run_utils.read_json(str(root / "results" / "results.json"))

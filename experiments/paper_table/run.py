@@ -95,25 +95,41 @@ def _format(metrics: dict, key: str, std_key: str = "") -> str:
   return text
 
 
+def _judge_accuracy(metrics: dict) -> str:
+  """The judge's conditional (supervised) or cluster (unsupervised) accuracy, "–" without."""
+  for key in ("conditional_accuracy", "cluster_accuracy"):
+    if metrics.get(key) is not None:
+      return f"{metrics[key]:.3f}"
+  return "–"
+
+
 def markdown_table(runs: dict[tuple[str, str], dict]) -> str:
-  """One row per run of the paper's table: ours (IS ± std, FID) beside the paper's IS."""
-  lines = ["| setting | prior | IS (ours) | IS (paper) | FID (ours) | step | train h |",
-           "|---|---|---|---|---|---|---|"]
+  """One row per run of the paper's table: ours (IS ± std, FID) beside the paper's IS, then
+  what else the evaluation measured (reconstruction MSE, k-means NMI of the encoder's codes,
+  the judge's conditional or cluster accuracy when a judge was given)."""
+  lines = ["| setting | prior | IS (ours) | IS (paper) | FID (ours) | step | train h "
+           "| rec. MSE | k-means NMI (codes) | judge acc. (cond. / cluster) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   notes = set()
   for condition, prior in RUNS:
     paper = f"{PAPER_INCEPTION_SCORE[(condition, prior)]:.2f}"
     run = runs.get((condition, prior))
     if run is None:
       lines.append(f"| {SETTING_NAMES[condition]} | {prior} | not run | {paper} | not run "
-                   "| | |")
+                   "| | | | | |")
       continue
     metrics = run["metrics"]
     if run.get("diverged"):
-      cells = ["diverged", paper, "diverged", "", f"{run['train_seconds'] / 3600:.2f}"]
+      cells = ["diverged", paper, "diverged", "", f"{run['train_seconds'] / 3600:.2f}",
+               "", "", ""]
     else:
       cells = [_format(metrics, "inception_score", "inception_score_std"), paper,
                _format(metrics, "fid"), str(metrics.get("step", "")),
-               f"{run['train_seconds'] / 3600:.2f}"]
+               f"{run['train_seconds'] / 3600:.2f}",
+               "–" if metrics.get("reconstruction_mse") is None
+               else f"{metrics['reconstruction_mse']:.4f}",
+               "–" if metrics.get("kmeans_nmi") is None else f"{metrics['kmeans_nmi']:.3f}",
+               _judge_accuracy(metrics)]
       notes.update(f"{key}: {reason}" for key, reason in
                    metrics.get("unavailable", {}).items() if key in ("inception_score", "fid"))
     lines.append(f"| {SETTING_NAMES[condition]} | {prior} | " + " | ".join(cells) + " |")
