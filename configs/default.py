@@ -57,7 +57,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # Unsupervised only, ours and beyond the paper (0 = the paper's losses): D_I's Q head
   # also clusters real images, confident per image and using every class equally (minus
   # their mutual information, as in RIM/CatGAN), so that the s it recovers from generated
-  # images names the same groups as the real data's.
+  # images names the same groups as the real data's. Measured on MNIST (width 8, 3000
+  # iterations, seed 0): weight 1 gave cluster accuracy 0.643 against 0.731 without (Q's
+  # own clusters merge 4/9 and split the 1s), so it stays off (experiments/fidelity).
   config.loss.real_cluster_weight = 0.0
   config.loss.pixel_rec_weight = 0.0
   # D_I conv layers whose features L_rec compares: 1 (16x16), 2 (8x8), 3 (4x4, DESIGN's F).
