@@ -9,12 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+from flax import traverse_util
 from PIL import Image
 
 from experiments import run_utils
 from experiments.figures import run as figures_run
 from experiments.mnist_cpu_study import run as study
 from experiments.paper_table import run as paper_table
+from lpaae_jax import config_validation
 from lpaae_jax import train
 from tests.helpers import tiny_config
 
@@ -72,6 +74,20 @@ def test_paper_table_runs_the_chosen_runs_and_writes_the_table(paper_table_run):
       f"fid_reference_mnist_test_30_{WEIGHTS_NAME[:-4]}.npz"]
 
 
+def test_cpu_scale_table_config_changes_only_the_scale():
+  # configs/cifar10_cpu.py is the paper-scale config with fewer, narrower iterations and
+  # cheaper evaluation: any other difference would make the CPU table a different model.
+  from configs import cifar10, cifar10_cpu
+  flat = lambda config: dict(traverse_util.flatten_dict(config.to_dict(), sep="."))
+  paper, cpu = flat(cifar10.get_config("supervised")), flat(cifar10_cpu.get_config("supervised"))
+  assert paper.keys() == cpu.keys()
+  changed = {key for key in paper if paper[key] != cpu[key]}
+  assert changed - {key for key in changed if key.startswith("eval.")} == {
+      "model.width", "num_train_steps", "eval_every_steps",
+      "checkpoint_every_steps"}
+  config_validation.validate_config(cifar10_cpu.get_config("unsupervised,fixed"))
+
+
 def test_paper_table_refuses_an_unknown_run(tmp_path):
   with pytest.raises(ValueError, match="Unknown paper-table runs.*none_learned"):
     paper_table.run_table(tiny_config(), str(tmp_path / "runs"), str(tmp_path / "results"),
@@ -90,6 +106,22 @@ def test_paper_table_rerun_skips_finished_runs(paper_table_run, monkeypatch):
                                 runs=TABLE_RUNS)
   strip_time = lambda text: [l for l in text.splitlines() if not l.startswith("Hardware")]
   assert strip_time(again) == strip_time(report)
+
+
+def test_paper_table_report_covers_every_finished_run_with_its_figures(paper_table_run,
+                                                                       monkeypatch, tmp_path):
+  config, root, _ = paper_table_run
+  # Runs split over two invocations (--runs) share one table: a report-only call, asked for
+  # one run, lists both finished ones and copies their figures, training nothing.
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *args, **kwargs: pytest.fail(
+      "report_only trained"))
+  report = paper_table.run_table(config, str(root / "runs"), str(tmp_path),
+                                 runs=TABLE_RUNS[:1], report_only=True)
+  assert report.count("not run") == 2 * (6 - len(TABLE_RUNS))
+  assert "generated samples per IS/FID" in report and "against the first 30 images" in report
+  assert sorted(path.name for path in tmp_path.glob("*.png")) == sorted(
+      f"{c}_{p}_{figure}.png" for c, p in TABLE_RUNS
+      for figure in ("samples_grid", "reconstructions", "tsne"))
 
 
 def test_interrupted_run_stops_the_table_cleanly(paper_table_run, monkeypatch, tmp_path):

@@ -3,6 +3,7 @@ r"""The paper's Inception-Score table: six CIFAR-10 runs, learned vs. fixed prio
   python -m experiments.paper_table.run --workdir=runs/paper_table \
       [--config=configs/cifar10.py] [--config.num_train_steps=...] [--judge=judges/cifar10] \
       [--results=experiments/paper_table/results] [--runs=supervised_learned,supervised_fixed]
+      [--report_only]
 
 Trains and evaluates {image generation (condition none), supervised, unsupervised} x
 {learned, fixed} prior with the given config (paper scale by default: width 64, batch 64,
@@ -10,10 +11,14 @@ Trains and evaluates {image generation (condition none), supervised, unsupervise
 `--workdir/<setting>_<prior>` (`--runs` picks some of them; the table lists the others as
 not run). It is meant to run unattended: an interrupted command
 (preemption, SIGTERM, a closed Colab) resumes from the checkpoints when run again, and runs
-already evaluated are read back, not redone. After every run it rewrites
+already evaluated are read back, not redone. After every run it rewrites, from every
+finished run under --workdir (also those another invocation's `--runs` trained):
 
   results.md     Inception Score ± std and FID per run next to the paper's IS
   results.json   every run's metrics.json and wall times
+  <setting>_<prior>_{samples_grid,reconstructions,tsne}.png   each run's figures
+
+`--report_only` writes them without training (a table still under way).
 
 The Inception Score needs Inception weights WITH the 1008-way `fc` layer (the full
 pytorch-fid release, converted by `python -m lpaae_jax.evaluation.convert_inception`; point
@@ -24,6 +29,7 @@ cluster accuracy of the supervised / unsupervised runs.
 
 import os
 import platform
+import shutil
 import time
 from typing import Optional
 
@@ -37,7 +43,9 @@ from ml_collections import config_flags
 from configs import default
 from experiments import run_utils
 from lpaae_jax import config_validation
+from lpaae_jax import evaluate
 from lpaae_jax import file_utils
+from lpaae_jax.evaluation import judge
 
 # DESIGN §5: Inception Score on CIFAR-10 (proposed = learned prior, baseline = fixed prior).
 PAPER_INCEPTION_SCORE = {
@@ -62,6 +70,8 @@ def _define_flags() -> None:
                       "conditional / cluster accuracy.")
   flags.DEFINE_list("runs", list(RUN_NAMES), "The runs to train and evaluate, from: "
                     f"{', '.join(RUN_NAMES)}.")
+  flags.DEFINE_bool("report_only", False, "Train nothing: write the results of the finished "
+                    "runs (e.g. to commit a table that is still under way).")
   flags.mark_flags_as_required(["workdir"])
 
 
@@ -138,19 +148,49 @@ def markdown_table(runs: dict[tuple[str, str], dict]) -> str:
   return "\n".join(lines)
 
 
+def _run_dir(workdir: str, condition: str, prior: str) -> str:
+  return os.path.join(workdir, f"{condition}_{prior}")
+
+
+def _sample_counts(base: ml_collections.ConfigDict) -> str:
+  real = base.eval.get("num_real_samples")
+  real_text = (f"the first {real} images" if real else "the whole split") + \
+      f" of {base.dataset}'s {base.eval_split} split"
+  return (f"{base.eval.num_samples} generated samples per IS/FID ({base.eval.num_splits} "
+          f"IS splits), FID against {real_text}")
+
+
 def write_results(out_dir: str, base: ml_collections.ConfigDict,
-                  runs: dict[tuple[str, str], dict], wall_seconds: float) -> str:
+                  runs: dict[tuple[str, str], dict], wall_seconds: float, *,
+                  workdir: Optional[str] = None, judge_path: Optional[str] = None) -> str:
+  """results.md, results.json and (given the workdir) each evaluated run's figures."""
   os.makedirs(out_dir, exist_ok=True)
   hardware = (f"{jax.device_count()} x {jax.devices()[0].device_kind} "
               f"({jax.default_backend()}), {platform.machine()} host with {os.cpu_count()} "
               f"cores, jax {jax.__version__}")
+  judge_text = ""
+  if judge_path:
+    info = judge.load_judge(judge_path, dataset=base.dataset).info
+    judge_text = (f"Judge classifier (conditional / cluster accuracy): "
+                  f"{os.path.relpath(judge_path)}, test accuracy {info['test_accuracy']:.3f} "
+                  f"on {info['num_test']} {info['eval_split']} images, trained "
+                  f"{info['steps']} steps on the {info['train_split']} split.")
+  if workdir is not None:
+    for (condition, prior), run in runs.items():
+      if run.get("diverged"):
+        continue
+      for figure, file in evaluate.FIGURE_FILES.items():
+        source = os.path.join(_run_dir(workdir, condition, prior), "eval", file)
+        if os.path.exists(source):
+          shutil.copyfile(source, os.path.join(out_dir, f"{condition}_{prior}_{figure}.png"))
   report = "\n".join([
       "# Inception Score on CIFAR-10: learned vs. fixed prior", "",
       f"Config: dataset {base.dataset}, width {base.model.width}, batch {base.batch_size}, "
-      f"{base.num_train_steps} iterations, {base.eval.num_samples} samples per IS/FID "
-      f"({base.eval.num_splits} splits).",
-      f"Hardware: {hardware}. Wall time of this invocation: {wall_seconds / 3600:.2f} h.", "",
-      markdown_table(runs), ""])
+      f"{base.num_train_steps} iterations; {_sample_counts(base)}.",
+      *([judge_text] if judge_text else []),
+      f"Hardware: {hardware}. Wall time of the last invocation: {wall_seconds / 3600:.2f} h "
+      "(runs finished by an earlier one are read back; their own hours are in the table).",
+      "", markdown_table(runs), ""])
   path = os.path.join(out_dir, "results.md")
   file_utils.write_atomically(path, lambda f: f.write(report.encode("utf-8")))
   run_utils.write_json(os.path.join(out_dir, "results.json"), {
@@ -161,25 +201,40 @@ def write_results(out_dir: str, base: ml_collections.ConfigDict,
   return report
 
 
+def finished_runs(base: ml_collections.ConfigDict,
+                  workdir: str) -> dict[tuple[str, str], dict]:
+  """The records of every run of the six already evaluated (or diverged) under workdir."""
+  runs = {}
+  for key, config in run_configs(base, workdir).items():
+    record = run_utils.finished_run(config, _run_dir(workdir, *key))
+    if record is not None:
+      runs[key] = run_utils.relative_paths(record)
+  return runs
+
+
 def run_table(base: ml_collections.ConfigDict, workdir: str, results_dir: str, *,
-              judge_path: Optional[str] = None, runs=RUNS) -> str:
+              judge_path: Optional[str] = None, runs=RUNS, report_only: bool = False) -> str:
   """Trains/evaluates those of `runs` (default: all six) not finished yet, rewriting the
-  results after each; returns results.md's text. Stops early (results written) if a run
-  is interrupted."""
+  results (every finished run under workdir) after each; returns results.md's text. Stops
+  early (results written) if a run is interrupted. report_only: trains nothing."""
   configs = run_configs(base, workdir, runs)
   start = time.time()
-  runs, report = {}, ""
-  for (condition, prior), config in configs.items():
-    run_dir = os.path.join(workdir, f"{condition}_{prior}")
-    logging.info("Paper table: run %s (%d of %d).", run_dir, len(runs) + 1, len(configs))
+  write = lambda: write_results(results_dir, base, finished_runs(base, workdir),
+                                time.time() - start, workdir=workdir, judge_path=judge_path)
+  if report_only:
+    return write()
+  report = ""
+  for number, ((condition, prior), config) in enumerate(configs.items(), start=1):
+    run_dir = _run_dir(workdir, condition, prior)
+    logging.info("Paper table: run %s (%d of %d).", run_dir, number, len(configs))
     try:
-      runs[(condition, prior)] = run_utils.relative_paths(run_utils.run_once(
-          config, run_dir, judge_path=judge_path if condition != "none" else None))
+      run_utils.run_once(config, run_dir,
+                         judge_path=judge_path if condition != "none" else None)
     except run_utils.RunInterrupted as interrupted:
       logging.warning("%s", interrupted)  # preempted: the checkpoint is saved; exit cleanly
       break
     finally:
-      report = write_results(results_dir, base, runs, time.time() - start)
+      report = write()
   return report
 
 
@@ -192,7 +247,8 @@ def main(argv):
     raise app.UsageError(f"--runs: unknown {', '.join(sorted(unknown))}; choose from "
                          f"{', '.join(RUN_NAMES)}.")
   print(run_table(FLAGS.config, FLAGS.workdir, FLAGS.results, judge_path=FLAGS.judge,
-                  runs=[RUN_NAMES[name] for name in FLAGS.runs]))
+                  runs=[RUN_NAMES[name] for name in FLAGS.runs],
+                  report_only=FLAGS.report_only))
 
 
 if __name__ == "__main__":
