@@ -15,10 +15,10 @@ FID against the test split, reconstruction MSE, grids, t-SNE) and writes to --re
 Runs live in --workdir/<setting>_<prior>_seed<k>; a run whose evaluation is complete is
 skipped and an interrupted one resumes from its checkpoint, so re-running the command after
 an interruption finishes the study. The results cover every finished run and are rewritten
-after each one; --report_only writes them without training (a study still under way). The judge classifier is trained once, into
---workdir/judge. Each setting's runs share one worker process (--workers=n: n settings in
-parallel), so its train steps compile once; this process then reads every run back and
-writes the tables.
+after each one; --report_only writes them without training (a study still under way). The
+judge classifier is trained once, into --workdir/judge. Each setting's runs share one
+worker process (--workers=n: n settings in parallel), so its train steps compile once; this
+process then reads every run back and writes the tables.
 """
 
 import json
