@@ -4,6 +4,7 @@ study's table."""
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -122,6 +123,27 @@ def test_paper_table_report_covers_every_finished_run_with_its_figures(paper_tab
   assert sorted(path.name for path in tmp_path.glob("*.png")) == sorted(
       f"{c}_{p}_{figure}.png" for c, p in TABLE_RUNS
       for figure in ("samples_grid", "reconstructions", "tsne"))
+
+
+def test_paper_table_keeps_runs_its_results_record_when_the_workdir_is_gone(
+    paper_table_run, monkeypatch, tmp_path):
+  config, root, report = paper_table_run
+  # A new machine: the committed results (and their figures) are all that is left of the
+  # finished runs. The same command keeps them and trains nothing; a config that computes
+  # something else (another seed) does not claim them.
+  results = tmp_path / "results"
+  shutil.copytree(root / "results", results)
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *args, **kwargs: pytest.fail(
+      "a recorded run was trained again"))
+  again = paper_table.run_table(config, str(tmp_path / "new_workdir"), str(results),
+                                runs=TABLE_RUNS)
+  strip_time = lambda text: [l for l in text.splitlines() if not l.startswith("Hardware")]
+  assert strip_time(again) == strip_time(report)
+  assert len(list(results.glob("*.png"))) == 3 * len(TABLE_RUNS)
+  other_seed = config.copy_and_resolve_references()
+  other_seed.seed += 1
+  assert paper_table.recorded_runs(other_seed, str(results)) == {}
+  assert set(paper_table.recorded_runs(config, str(results))) == set(TABLE_RUNS)
 
 
 def test_interrupted_run_stops_the_table_cleanly(paper_table_run, monkeypatch, tmp_path):

@@ -11,8 +11,10 @@ Trains and evaluates {image generation (condition none), supervised, unsupervise
 `--workdir/<setting>_<prior>` (`--runs` picks some of them; the table lists the others as
 not run). It is meant to run unattended: an interrupted command
 (preemption, SIGTERM, a closed Colab) resumes from the checkpoints when run again, and runs
-already evaluated are read back, not redone. After every run it rewrites, from every
-finished run under --workdir (also those another invocation's `--runs` trained):
+already evaluated are read back, not redone, also when only --results records them (a
+workdir lost with its machine; the record's config must match). After every run it
+rewrites, from every finished run under --workdir (also those another invocation's
+`--runs` trained) and in --results:
 
   results.md     Inception Score ± std and FID per run next to the paper's IS
   results.json   every run's metrics.json and wall times
@@ -27,6 +29,7 @@ weights the table shows FID and says why IS is missing. `--judge` adds the condi
 cluster accuracy of the supervised / unsupervised runs.
 """
 
+import json
 import os
 import platform
 import shutil
@@ -36,6 +39,7 @@ from typing import Optional
 from absl import app
 from absl import flags
 from absl import logging
+from flax import traverse_util
 import jax
 import ml_collections
 from ml_collections import config_flags
@@ -201,10 +205,38 @@ def write_results(out_dir: str, base: ml_collections.ConfigDict,
   return report
 
 
-def finished_runs(base: ml_collections.ConfigDict,
-                  workdir: str) -> dict[tuple[str, str], dict]:
-  """The records of every run of the six already evaluated (or diverged) under workdir."""
+# Where a run's files are, not what it computes: a record made on another machine matches.
+_PATH_FIELDS = ("data_dir", "eval.inception_weights", "eval.judge_path",
+                "eval.stats_cache_dir")
+
+
+def _what_a_run_computes(config: dict) -> dict:
+  flat = traverse_util.flatten_dict(json.loads(json.dumps(config)), sep=".")
+  return {key: value for key, value in flat.items() if key not in _PATH_FIELDS}
+
+
+def recorded_runs(base: ml_collections.ConfigDict,
+                  results_dir: str) -> dict[tuple[str, str], dict]:
+  """The runs results_dir/results.json records as evaluated with the config `base` gives
+  them (paths aside). A session's workdir may not outlive it; its committed results do, so
+  a run finished in an earlier session stays in the table and is not trained again."""
+  recorded = (run_utils.read_json(os.path.join(results_dir, "results.json")) or {}).get(
+      "runs", {})
   runs = {}
+  for key, config in run_configs(base).items():
+    metrics = recorded.get("_".join(key), {}).get("metrics", {})
+    made_by = metrics.get("provenance", {}).get("config")
+    if (made_by is not None and metrics.get("step") == config.num_train_steps
+        and _what_a_run_computes(made_by) == _what_a_run_computes(config.to_dict())):
+      runs[key] = recorded["_".join(key)]
+  return runs
+
+
+def finished_runs(base: ml_collections.ConfigDict, workdir: str,
+                  results_dir: Optional[str] = None) -> dict[tuple[str, str], dict]:
+  """The records of every run of the six already evaluated (or diverged) under workdir,
+  and (given results_dir) of those its results.json records as finished."""
+  runs = recorded_runs(base, results_dir) if results_dir else {}
   for key, config in run_configs(base, workdir).items():
     record = run_utils.finished_run(config, _run_dir(workdir, *key))
     if record is not None:
@@ -219,13 +251,19 @@ def run_table(base: ml_collections.ConfigDict, workdir: str, results_dir: str, *
   early (results written) if a run is interrupted. report_only: trains nothing."""
   configs = run_configs(base, workdir, runs)
   start = time.time()
-  write = lambda: write_results(results_dir, base, finished_runs(base, workdir),
+  write = lambda: write_results(results_dir, base, finished_runs(base, workdir, results_dir),
                                 time.time() - start, workdir=workdir, judge_path=judge_path)
   if report_only:
     return write()
+  recorded = recorded_runs(base, results_dir)
   report = ""
   for number, ((condition, prior), config) in enumerate(configs.items(), start=1):
     run_dir = _run_dir(workdir, condition, prior)
+    if (condition, prior) in recorded and run_utils.finished_run(config, run_dir) is None:
+      logging.info("Skipping %s: %s/results.json records it as evaluated at step %d.",
+                   run_dir, results_dir, config.num_train_steps)
+      report = write()
+      continue
     logging.info("Paper table: run %s (%d of %d).", run_dir, number, len(configs))
     try:
       run_utils.run_once(config, run_dir,
