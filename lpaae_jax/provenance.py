@@ -156,6 +156,12 @@ def differing_fields(old: ml_collections.ConfigDict,
   return _differences(old.to_dict(), new.to_dict())
 
 
+def recorded_differences(recorded: dict, config: ml_collections.ConfigDict) -> list[str]:
+  """Dotted names of the fields where a metrics record's provenance config (`record`'s
+  "config") differs from `config`."""
+  return _differences(recorded, json.loads(config_to_json(config))["config"])
+
+
 def check_stored_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Raises CheckpointMismatchError when the stored config's dataset or model differs from
   `config`'s (the same checks as a checkpoint's metadata); no stored config passes."""

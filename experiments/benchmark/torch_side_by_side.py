@@ -4,8 +4,9 @@ r"""Our training iteration against a straightforward PyTorch eager one, side by 
       [--widths=8,16,64] [--repeats=5] [--out=experiments/benchmark/torch_side_by_side_cpu.md]
 
 The PyTorch side (`torch_reference.py`) runs in its own virtual environment, which this
-command never installs (e.g. `python3 -m venv /tmp/torch_venv &&
-/tmp/torch_venv/bin/pip install torch numpy`); ours is `python -m lpaae_jax.benchmark`.
+command never installs (e.g. `python3 -m venv TORCH_VENV && TORCH_VENV/bin/pip install
+torch numpy`, then `--torch_python=TORCH_VENV/bin/python`); ours is `python -m
+lpaae_jax.benchmark`.
 For each width (8: MNIST, else CIFAR-10; supervised setting, learned prior, batch 64,
 float32) the two run one after the other, never together, each timing `--repeats` full
 iterations (AAE phase + prior phase) after warm-up. Prints a markdown table, ms per

@@ -29,7 +29,6 @@ weights the table shows FID and says why IS is missing. `--judge` adds the condi
 cluster accuracy of the supervised / unsupervised runs.
 """
 
-import json
 import os
 import platform
 import shutil
@@ -39,7 +38,6 @@ from typing import Optional
 from absl import app
 from absl import flags
 from absl import logging
-from flax import traverse_util
 import jax
 import ml_collections
 from ml_collections import config_flags
@@ -49,6 +47,7 @@ from experiments import run_utils
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
+from lpaae_jax import provenance
 from lpaae_jax.evaluation import judge
 
 # DESIGN §5: Inception Score on CIFAR-10 (proposed = learned prior, baseline = fixed prior).
@@ -206,13 +205,8 @@ def write_results(out_dir: str, base: ml_collections.ConfigDict,
 
 
 # Where a run's files are, not what it computes: a record made on another machine matches.
-_PATH_FIELDS = ("data_dir", "eval.inception_weights", "eval.judge_path",
-                "eval.stats_cache_dir")
-
-
-def _what_a_run_computes(config: dict) -> dict:
-  flat = traverse_util.flatten_dict(json.loads(json.dumps(config)), sep=".")
-  return {key: value for key, value in flat.items() if key not in _PATH_FIELDS}
+_PATH_FIELDS = {"data_dir", "eval.inception_weights", "eval.judge_path",
+                "eval.stats_cache_dir"}
 
 
 def recorded_runs(base: ml_collections.ConfigDict,
@@ -227,7 +221,7 @@ def recorded_runs(base: ml_collections.ConfigDict,
     metrics = recorded.get("_".join(key), {}).get("metrics", {})
     made_by = metrics.get("provenance", {}).get("config")
     if (made_by is not None and metrics.get("step") == config.num_train_steps
-        and _what_a_run_computes(made_by) == _what_a_run_computes(config.to_dict())):
+        and set(provenance.recorded_differences(made_by, config)) <= _PATH_FIELDS):
       runs[key] = recorded["_".join(key)]
   return runs
 
