@@ -1,12 +1,12 @@
 """A 2-D convolution whose kernel gradient is computed as matmuls on CPU.
 
 XLA:CPU computes a convolution's kernel gradient as a convolution whose window is the whole
-feature map, several times slower than the forward convolution of the same FLOPs; at full
-width these took most of a training iteration's op time (`python -m
-experiments.benchmark.profile_ops --config.fast_paths=xla`; the timings are in
-experiments/README.md). The same gradient is a sum over the kernel's taps of (input
-shifted by the tap)^T @ (output gradient), one matmul per tap with the batch and spatial
-positions as contraction, which XLA runs as ordinary matmuls.
+feature map. For the 1x1 skip projections that is 3-4x slower than the same gradient as one
+matmul with the batch and spatial positions as contraction (for a k x k kernel: a sum over
+the taps of (input shifted by the tap)^T @ (output gradient)). For 3x3 and larger kernels
+the tap-by-tap matmuls measured slower than XLA's own gradient with the jax of
+requirements.txt (`python -m experiments.benchmark.kernel_gradients`; whole iterations in
+experiments/README.md), so only 1x1 kernels take them.
 
 `conv_general_dilated` below is a drop-in for `jax.lax.conv_general_dilated` (and
 `nn.Conv(conv_general_dilated=...)`): the forward pass and the input gradient are XLA's;
@@ -59,13 +59,13 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Any,
 
 def matmul_kernel_gradient_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
   """Where the tap-by-tap matmuls beat XLA:CPU's kernel gradient (batch 64, this project's
-  CPU; `python -m experiments.benchmark.kernel_gradients`, timings in
-  experiments/README.md): output maps of 16x16 and more with 32+ output channels. On
-  smaller maps the two are about even, and with few output channels the matmuls are thin
-  and slow."""
-  out_size = [(input_shape[1 + a] + sum(padding[a]) - kernel_shape[a]) // strides[a] + 1
-              for a in range(2)]
-  return out_size[0] * out_size[1] >= 16 * 16 and kernel_shape[3] >= 32
+  CPU; `python -m experiments.benchmark.kernel_gradients`, the per-layer timings in
+  experiments/benchmark/kernel_gradients_cpu_2026-12-04.txt, whole iterations in
+  experiments/README.md): the 1x1 skip projections, 3-4x faster at every width. For 3x3 and
+  larger kernels XLA's own kernel gradient measured as fast or faster, layer by layer and in
+  whole iterations at width 64, so those keep it."""
+  del input_shape, strides, padding  # the measured rule depends on the kernel alone
+  return kernel_shape[0] == kernel_shape[1] == 1
 
 
 def _lax_conv(strides, padding, x, kernel):

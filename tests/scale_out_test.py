@@ -112,15 +112,15 @@ _MESH_SCRIPT = textwrap.dedent(f"""
       assert value.shape == ({ITERATIONS},) and value.sharding.is_fully_replicated, (key, value)
       assert np.all(np.isfinite(jax.device_get(value))), (key, value)
 
-    # conv.py's matmul kernel gradient with the batch split over the mesh (the tiny model's
-    # convs are too narrow to use it): a sum across devices, replicated like the parameters.
+    # conv.py's matmul kernel gradient (the 1x1 projections') with the batch split over the
+    # mesh: a sum across devices, replicated like the parameters.
     import jax.numpy as jnp
     from jax import lax
     from lpaae_jax import conv as conv_lib
     rng = np.random.default_rng(0)
     x = jax.device_put(rng.normal(size=(16, 16, 16, 4)).astype(np.float32), batch_sharding)
-    w = jax.device_put(rng.normal(size=(3, 3, 4, 32)).astype(np.float32), state_sharding)
-    assert conv_lib.matmul_kernel_gradient_is_faster(x.shape, w.shape, (1, 1), ((1, 1),) * 2)
+    w = jax.device_put(rng.normal(size=(1, 1, 4, 32)).astype(np.float32), state_sharding)
+    assert conv_lib.matmul_kernel_gradient_is_faster(x.shape, w.shape, (1, 1), ((0, 0),) * 2)
     def conv_loss(conv):
       return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1), "SAME",
                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))))

@@ -1,12 +1,14 @@
-r"""`python -m lpaae_jax.benchmark` with conv.py's matmul kernel gradients on or off.
+r"""`python -m lpaae_jax.benchmark` with conv.py's matmul kernel gradients on, off, or chosen
+by the rule used until 2026-12-04.
 
-  python -m experiments.benchmark.kernel_gradients_on_off {on|off} \
+  python -m experiments.benchmark.kernel_gradients_on_off {on|off|until_2026_12_04} \
       --config=configs/cifar10.py:supervised [--config.model.width=16] --loop_steps=0
 
-"off" makes `conv.matmul_kernel_gradient_is_faster` say False for every layer (XLA's kernel
-gradients everywhere, the rest of the CPU fast paths kept); "on" is the code as it is.
-Alternate the two, one at a time, to compare whole iterations
-(`matmul_kernel_gradients_on_off_cpu.txt`).
+"on" is the code as it is (`conv.matmul_kernel_gradient_is_faster`: 1x1 kernels only);
+"off" makes it say False for every layer (XLA's kernel gradients everywhere, the rest of the
+CPU fast paths kept); "until_2026_12_04" restores the earlier rule (every output map of 16x16
+or more with 32+ output channels). Alternate them, one at a time, to compare whole
+iterations (`matmul_kernel_gradients_on_off_cpu.txt`).
 """
 
 import sys
@@ -14,10 +16,22 @@ import sys
 from lpaae_jax import benchmark
 from lpaae_jax import conv
 
+
+def _rule_until_2026_12_04(input_shape, kernel_shape, strides, padding):
+  out_size = [(input_shape[1 + a] + sum(padding[a]) - kernel_shape[a]) // strides[a] + 1
+              for a in range(2)]
+  return out_size[0] * out_size[1] >= 16 * 16 and kernel_shape[3] >= 32
+
+
+RULES = {"on": None, "off": lambda *args, **kwargs: False,
+         "until_2026_12_04": _rule_until_2026_12_04}
+
+
 if __name__ == "__main__":
-  if len(sys.argv) < 2 or sys.argv[1] not in ("on", "off"):
-    sys.exit("usage: python -m experiments.benchmark.kernel_gradients_on_off {on|off} "
-             "[benchmark flags]")
-  if sys.argv.pop(1) == "off":
-    conv.matmul_kernel_gradient_is_faster = lambda *args, **kwargs: False
+  if len(sys.argv) < 2 or sys.argv[1] not in RULES:
+    sys.exit("usage: python -m experiments.benchmark.kernel_gradients_on_off "
+             "{on|off|until_2026_12_04} [benchmark flags]")
+  rule = RULES[sys.argv.pop(1)]
+  if rule is not None:
+    conv.matmul_kernel_gradient_is_faster = rule
   benchmark.run()
