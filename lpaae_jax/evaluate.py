@@ -71,6 +71,7 @@ from lpaae_jax import errors
 from lpaae_jax import file_utils
 from lpaae_jax import forward
 from lpaae_jax import input_pipeline
+from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
 from lpaae_jax.states import States
@@ -222,11 +223,27 @@ def _inception_fn_cached(weights_path: str, batch_size: int):
   return inception.make_inception_fn(variables, batch_size), "fc" in variables["params"]
 
 
+# With the CPU fast paths, InceptionV3 runs on this many images at a time: on XLA:CPU a
+# 299x299 batch of 50 or 100 overflows the caches and runs at about half the images per
+# second of batches of 1-2 (experiments/README.md, "Inception on CPU").
+CPU_INCEPTION_BATCH_SIZE = 2
+
+
+def inception_batch_size(config: ml_collections.ConfigDict) -> int:
+  """Images per InceptionV3 call: eval.batch_size, capped at CPU_INCEPTION_BATCH_SIZE where
+  config.fast_paths picks the CPU formulations. Features do not depend on it (the network is
+  evaluated image by image: running BatchNorm averages)."""
+  batch_size = int(config.eval.batch_size)
+  if models.cpu_fast_paths(config.get("fast_paths", "auto")):
+    return min(batch_size, CPU_INCEPTION_BATCH_SIZE)
+  return batch_size
+
+
 def load_inception_fn(config: ml_collections.ConfigDict):
   """-> (fn(images) -> {"pool3", "logits" | None}, has_logits, weights path); cached."""
   weights_path = os.path.abspath(inception.resolve_inception_weights(
       config.eval.get("inception_weights")))
-  fn, has_logits = _inception_fn_cached(weights_path, int(config.eval.batch_size))
+  fn, has_logits = _inception_fn_cached(weights_path, inception_batch_size(config))
   return fn, has_logits, weights_path
 
 

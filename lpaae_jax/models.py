@@ -270,9 +270,10 @@ class CodeDiscriminator(nn.Module):
 def cpu_fast_paths(fast_paths: str) -> bool:
   """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
   the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
-  transposed convs, unrolled fused iterations and a cheap compile of the initialisation,
-  each measured faster on XLA:CPU (experiments/README.md); "xla": plain Flax layers and
-  XLA's defaults; "auto": "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
+  transposed convs, unrolled fused iterations, a cheap compile of the initialisation and
+  small InceptionV3 batches (`evaluate.inception_batch_size`), each measured faster on
+  XLA:CPU (experiments/README.md); "xla": plain Flax layers and XLA's defaults; "auto":
+  "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
   if fast_paths == "auto":
     return jax.default_backend() == "cpu"
   return fast_paths == "cpu"

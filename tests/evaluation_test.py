@@ -22,7 +22,7 @@ from lpaae_jax.evaluation import disentanglement, figures, inception, judge, met
 from tests.helpers import tiny_config
 
 WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
-INCEPTION_BATCH = 10  # Shared by every Inception call below: the network compiles once.
+EVAL_BATCH = 10
 FID_IMAGES_PER_HALF = int(os.environ.get("LPAAE_FID_TEST_IMAGES", "32"))
 
 
@@ -307,7 +307,7 @@ def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_di
                                              real_data_dir, inception_dir, tmp_path, caplog):
   caplog.set_level(logging.INFO)
   config = _mnist_config(real_data_dir, **{
-      "eval.num_samples": 20, "eval.batch_size": INCEPTION_BATCH,
+      "eval.num_samples": 20, "eval.batch_size": EVAL_BATCH,
       "eval.num_real_samples": 30, "eval.num_tsne_points": 30,
       "eval.inception_weights": str(inception_dir / WEIGHTS_NAME)})
   writer = _RecordingWriter()
@@ -352,7 +352,7 @@ def test_evaluate_states_unsupervised_fixed_prior_without_inception_weights(
     trained_judge_dir, real_data_dir, tmp_path):
   config = _mnist_config(real_data_dir, **{
       "model.condition": "unsupervised", "model.prior": "fixed",
-      "eval.num_samples": 20, "eval.batch_size": INCEPTION_BATCH,
+      "eval.num_samples": 20, "eval.batch_size": EVAL_BATCH,
       "eval.num_real_samples": 30, "eval.num_tsne_points": 20,
       "eval.inception_weights": str(tmp_path / "missing.npz")})
   states = lpaae_jax.create_states(config, jax.random.key(3))
@@ -372,14 +372,26 @@ def test_evaluate_states_unsupervised_fixed_prior_without_inception_weights(
 # --- FID of real data ------------------------------------------------------------------------
 
 
+def test_cpu_fast_paths_run_inception_in_small_batches():
+  config = tiny_config(**{"eval.batch_size": 50})
+  for fast_paths, expected in (("cpu", evaluate.CPU_INCEPTION_BATCH_SIZE), ("xla", 50)):
+    config.fast_paths = fast_paths
+    assert evaluate.inception_batch_size(config) == expected
+  config.fast_paths, config.eval.batch_size = "cpu", 1
+  assert evaluate.inception_batch_size(config) == 1
+
+
+
 def test_fid_of_real_cifar10_halves_is_far_below_fid_against_noise(real_data_dir,
                                                                   inception_dir):
   config = tiny_config(data_dir=str(real_data_dir), download=False, dataset="cifar10",
                        **{"model.channels": 3})
   num = FID_IMAGES_PER_HALF
   images, _ = input_pipeline.load_split_arrays(config, "test", num=2 * num)
+  # evaluate's batch size, so that the network compiles once in this module.
   inception_fn = inception.make_inception_fn(
-      inception.load_inception_variables(str(inception_dir / WEIGHTS_NAME)), INCEPTION_BATCH)
+      inception.load_inception_variables(str(inception_dir / WEIGHTS_NAME)),
+      evaluate.inception_batch_size(config))
   noise = np.random.default_rng(0).uniform(-1, 1, (num, 32, 32, 3)).astype(np.float32)
   first, second, uniform = (evaluate.real_feature_stats(inception_fn, part)
                             for part in (images[:num], images[num:], noise))

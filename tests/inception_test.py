@@ -17,7 +17,8 @@ from lpaae_jax.evaluation import convert_inception, inception
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
 REFERENCE_NAME = "cifar10_test_pool3_ref16.npz"
-BATCH_SIZE = 8  # Every network call below uses this batch, so the net compiles once per head.
+# Every network call below uses evaluate's batch on CPU, so the net compiles once per head.
+BATCH_SIZE = 2
 POOL3_TOLERANCE = 1e-3
 
 
@@ -107,9 +108,17 @@ def test_pool3_of_uint8_and_float_images(variables, reference):
   print(f"max |pool3(16 uint8 CIFAR-10 images) - pytorch-fid pool3| = {diff:.3g}")
   assert pool3.shape == (16, 2048)
   assert diff <= POOL3_TOLERANCE
-  float_pool3 = inception_fn(images[:BATCH_SIZE].astype(np.float64) / 255.0)["pool3"]
-  np.testing.assert_allclose(float_pool3, pool3[:BATCH_SIZE], atol=1e-4)
+  float_pool3 = inception_fn(images[:2 * BATCH_SIZE].astype(np.float64) / 255.0)["pool3"]
+  np.testing.assert_allclose(float_pool3, pool3[:2 * BATCH_SIZE], atol=1e-4)
   assert inception_fn(images[:0])["pool3"].shape == (0, 2048)
+
+
+def test_features_do_not_depend_on_the_batch_size(variables, reference):
+  # evaluate runs Inception in small batches on CPU and large ones elsewhere.
+  images = reference["images_uint8"][:5]
+  small_batches = inception.make_inception_fn(variables, BATCH_SIZE)(images)["pool3"]
+  one_batch = inception.make_inception_fn(variables, 5)(images)["pool3"]
+  np.testing.assert_allclose(small_batches, one_batch, atol=1e-4)
 
 
 def test_fc_head_gives_1008_logits_from_torch_layout_weights(variables, reference):
