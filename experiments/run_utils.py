@@ -38,15 +38,20 @@ write_json = file_utils.write_json
 
 
 def relative_paths(value, start: Optional[str] = None):
-  """`value` (a run's record) with every absolute path of an existing file or directory
-  made relative to `start` (default: the working directory), so that committed results
-  name the judge, weights and data as the command did, not this machine's layout."""
+  """`value` (a run's record) with every absolute path of an existing file or directory,
+  whole strings or words of a message, made relative to `start` (default: the working
+  directory), so that committed results name the judge, weights and data as the command
+  did, not this machine's layout."""
   if isinstance(value, dict):
     return {key: relative_paths(item, start) for key, item in value.items()}
   if isinstance(value, list):
     return [relative_paths(item, start) for item in value]
-  if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
-    return os.path.relpath(value, start)
+  if isinstance(value, str):
+    relative = lambda word: (os.path.relpath(word, start)
+                             if os.path.isabs(word) and os.path.exists(word) else word)
+    if relative(value) != value:  # the whole string (which may hold spaces)
+      return relative(value)
+    return " ".join(relative(word) for word in value.split(" "))
   return value
 
 

@@ -205,12 +205,14 @@ def test_results_name_existing_paths_relative_to_the_working_directory(tmp_path,
   record = {"metrics": {"judge": str(judge_dir), "step": 3,
                         "provenance": {"config": {"eval": {"judge_path": str(judge_dir),
                                                            "other": "/no/such/path"}}}},
-            "paths": [str(judge_dir), "relative/already"]}
+            "paths": [str(judge_dir), "relative/already"],
+            "unavailable": f"the judge {judge_dir} has no  head; see /no/such/path"}
   assert run_utils.relative_paths(record) == {
       "metrics": {"judge": "runs/judge", "step": 3,
                   "provenance": {"config": {"eval": {"judge_path": "runs/judge",
                                                      "other": "/no/such/path"}}}},
-      "paths": ["runs/judge", "relative/already"]}
+      "paths": ["runs/judge", "relative/already"],
+      "unavailable": "the judge runs/judge has no  head; see /no/such/path"}
 
 
 def test_study_report_covers_every_finished_run_without_training(tmp_path):
