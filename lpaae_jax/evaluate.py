@@ -224,8 +224,8 @@ def _inception_fn_cached(weights_path: str, batch_size: int):
 
 
 # With the CPU fast paths, InceptionV3 runs on this many images at a time: on XLA:CPU a
-# 299x299 batch of 50 or 100 overflows the caches and runs at about half the images per
-# second of batches of 1-2 (experiments/README.md, "Inception on CPU").
+# 299x299 batch of 100 overflows the caches and runs at half the images per second of
+# batches of 1-10 (experiments/benchmark/inception_batch_cpu.txt).
 CPU_INCEPTION_BATCH_SIZE = 2
 
 
