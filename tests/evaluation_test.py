@@ -381,7 +381,6 @@ def test_cpu_fast_paths_run_inception_in_small_batches():
   assert evaluate.inception_batch_size(config) == 1
 
 
-
 def test_fid_of_real_cifar10_halves_is_far_below_fid_against_noise(real_data_dir,
                                                                   inception_dir):
   config = tiny_config(data_dir=str(real_data_dir), download=False, dataset="cifar10",
