@@ -43,6 +43,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # ours (DESIGN §3): a network a phase keeps fixed normalises with the batch's own statistics
   # ("batch") or with its running averages ("running"); its averages are never updated.
   config.model.fixed_batch_norm = "batch"
+  # ours, beyond the paper's categorical s (InfoGAN's continuous codes): the first this many
+  # noise dimensions are also codes that Q must recover from x_noise (a unit-variance
+  # Gaussian term, weighted by loss.info_weight), so that continuous variation (slant,
+  # width) need not be spent on s. 0 = the paper's model.
+  config.model.num_continuous_codes = 0
 
   config.loss = ml_collections.ConfigDict()
   # Every weight is ours (the paper gives only lambda's name).

@@ -3,7 +3,9 @@
 A run is finished when `WORKDIR/eval/metrics.json` holds the evaluation of step
 `config.num_train_steps`; `run_info.json` next to it records the wall times (summed over
 resumptions) and, for a run that diverged, the error. Re-running an experiment command
-after an interruption therefore redoes nothing that finished.
+after an interruption therefore redoes nothing that finished. A workdir may not outlive a
+session; the committed results do, and `recorded_run` tells whether one of their records
+is the evaluation of what a config trains, so that a new machine does not train it again.
 """
 
 import json
@@ -14,9 +16,11 @@ from typing import Any, Optional
 from absl import logging
 import ml_collections
 
+from configs import default
 from lpaae_jax import checkpointing
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
+from lpaae_jax import provenance
 from lpaae_jax import train
 
 RUN_INFO = "run_info.json"
@@ -64,6 +68,40 @@ def finished_run(config: ml_collections.ConfigDict, workdir: str) -> Optional[di
   if info and info.get("diverged"):
     return {"metrics": {}, **info}
   return None
+
+
+# Where a run's files are, not what it computes: a record made on another machine matches.
+PATH_FIELDS = frozenset({"data_dir", "eval.inception_weights", "eval.judge_path",
+                         "eval.stats_cache_dir"})
+
+
+def _added_since(made_by: dict, config: ml_collections.ConfigDict, field: str) -> bool:
+  """Whether `field` is one the code that made the record did not have yet, left at
+  configs/default.py's value: a new field's default keeps the model as it was."""
+  node = made_by
+  for part in field.split("."):
+    if not isinstance(node, dict) or part not in node:
+      break
+    node = node[part]
+  else:
+    return False
+  value, default_value = config, default.get_config()
+  for part in field.split("."):
+    value, default_value = value.get(part), default_value.get(part)
+  return value == default_value
+
+
+def recorded_run(record: Optional[dict], config: ml_collections.ConfigDict
+                 ) -> Optional[dict[str, Any]]:
+  """`record` (a committed results.json's entry of one run) if it holds the evaluation of
+  what `config` trains: at its last step, with the same config up to paths and to fields
+  added since at their defaults. None otherwise."""
+  metrics = (record or {}).get("metrics", {})
+  made_by = metrics.get("provenance", {}).get("config")
+  if made_by is None or metrics.get("step") != config.num_train_steps:
+    return None
+  differences = set(provenance.recorded_differences(made_by, config)) - PATH_FIELDS
+  return record if all(_added_since(made_by, config, field) for field in differences) else None
 
 
 def run_once(config: ml_collections.ConfigDict, workdir: str, *,

@@ -90,6 +90,12 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     _require(model.code_dim > model.num_classes, "model.code_dim", model.code_dim,
              f"with prior='fixed' and condition='{model.condition}' the code is [z'; one-hot s], "
              f"so code_dim must exceed model.num_classes={model.num_classes}")
+  continuous = model.get("num_continuous_codes", 0)
+  noise_size = (model.noise_dim if model.prior == "learned" else
+                model.code_dim - (model.num_classes if model.condition != "none" else 0))
+  _require(isinstance(continuous, int) and not isinstance(continuous, bool)
+           and 0 <= continuous <= noise_size, "model.num_continuous_codes", continuous,
+           f"must be an integer from 0 to the prior's noise size ({noise_size})")
   _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
            f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",

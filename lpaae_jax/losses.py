@@ -68,6 +68,13 @@ def info_loss(q_logits, s_labels):
       q_logits.astype(jnp.float32), s_labels))
 
 
+def continuous_info_loss(predicted_means, codes):
+  """InfoGAN continuous term: minus the log-likelihood of the codes under unit-variance
+  Gaussians at Q's predicted means (constant dropped), summed over codes, batch mean."""
+  return 0.5 * jnp.mean(jnp.sum(jnp.square(
+      predicted_means.astype(jnp.float32) - codes.astype(jnp.float32)), axis=-1))
+
+
 def mean_probability(logits):
   """Mean sigmoid probability the discriminator assigns to 'real' (a monitoring metric)."""
   return jnp.mean(jax.nn.sigmoid(logits.astype(jnp.float32)))

@@ -215,7 +215,8 @@ class CodeGenerator(nn.Module):
 class ImageDiscriminator(nn.Module):
   """D_I with the InfoGAN Q head.
 
-  Returns (real/fake logit (B,), Q logits (B, num_classes), features): `features` holds
+  Returns (real/fake logit (B,), Q's outputs (B, num_classes + num_continuous_codes): the
+  logits of s, then the predicted means of the continuous codes, features): `features` holds
   the output of each of the three conv layers, (B, 16, 16, w), (B, 8, 8, 2w) and the
   feature layer F of DESIGN §1, (B, 4, 4, 4w), for the learned similarity metric
   (`loss.feature_layers` chooses which of them the reconstruction loss compares).
@@ -226,6 +227,7 @@ class ImageDiscriminator(nn.Module):
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
   cpu_fast_paths: bool = False
+  num_continuous_codes: int = 0
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -243,10 +245,10 @@ class ImageDiscriminator(nn.Module):
     h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32)(h),
                       LEAKY_SLOPE)
     logit = nn.Dense(1, dtype=self.dtype, param_dtype=jnp.float32, name="D")(h)[:, 0]
-    q_logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
-                        name="Q")(h)
+    q_outputs = nn.Dense(self.num_classes + self.num_continuous_codes, dtype=self.dtype,
+                         param_dtype=jnp.float32, name="Q")(h)
     features = tuple(f.astype(jnp.float32) for f in (layer1, layer2, layer3))
-    return logit.astype(jnp.float32), q_logits.astype(jnp.float32), features
+    return logit.astype(jnp.float32), q_outputs.astype(jnp.float32), features
 
 
 class CodeDiscriminator(nn.Module):
@@ -298,6 +300,7 @@ class ModelSpec:
   code_disc_hidden: tuple[int, ...] = (1000, 500, 200)
   bn_momentum: float = 0.9
   label_tie: str = "none"
+  num_continuous_codes: int = 0  # the first noise dimensions, also recovered by Q
   compute_dtype: str = "float32"
   # XLA:CPU formulations of the same functions (config.fast_paths; see cpu_fast_paths).
   cpu_fast_paths: bool = False
@@ -314,6 +317,7 @@ class ModelSpec:
                bn_momentum=model.bn_momentum,
                # The tie only exists in the supervised setting (the others have no labels).
                label_tie=model.label_tie if model.condition == "supervised" else "none",
+               num_continuous_codes=model.get("num_continuous_codes", 0),
                compute_dtype=config.compute_dtype,
                cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")))
 
@@ -375,7 +379,8 @@ class ModelSpec:
   @functools.cache
   def image_discriminator(self) -> ImageDiscriminator:
     return ImageDiscriminator(self.width, self.num_classes, self.disc_hidden,
-                                     self.bn_momentum, self.dtype, self.cpu_fast_paths)
+                              self.bn_momentum, self.dtype, self.cpu_fast_paths,
+                              self.num_continuous_codes)
 
   @functools.cache
   def code_discriminator(self) -> CodeDiscriminator:

@@ -247,9 +247,33 @@ def _generate(generator_params, *, states: States, noise, s, codes):
   return _Generated(noise_images, rec_images), (code_gen_stats, decoder_stats)
 
 
-def _info_term(q_logits, targets):
-  """The InfoGAN cross-entropy of Q against `targets`; 0 where there are none."""
-  return losses.info_loss(q_logits, targets) if targets is not None else jnp.zeros(())
+class _InfoTargets(NamedTuple):
+  """What Q recovers from x_noise: s (None for condition 'none') and the continuous codes,
+  the first model.num_continuous_codes noise dimensions (None when there are none)."""
+  s: Any
+  continuous: Any
+
+
+def _info_targets(spec: ModelSpec, noise, s) -> _InfoTargets:
+  continuous = noise[:, :spec.num_continuous_codes] if spec.num_continuous_codes else None
+  return _InfoTargets(s, continuous)
+
+
+def _q_logits(spec: ModelSpec, q_outputs):
+  """The logits of s among Q's outputs (the continuous codes' means follow them)."""
+  return q_outputs[:, :spec.num_classes]
+
+
+def _info_term(spec: ModelSpec, q_outputs, targets):
+  """The InfoGAN terms of Q's outputs against `targets`: cross-entropy of s plus the
+  continuous codes' Gaussian term; 0 where there are none."""
+  loss = jnp.zeros(())
+  if targets.s is not None:
+    loss = loss + losses.info_loss(_q_logits(spec, q_outputs), targets.s)
+  if targets.continuous is not None:
+    loss = loss + losses.continuous_info_loss(q_outputs[:, spec.num_classes:],
+                                              targets.continuous)
+  return loss
 
 
 class _ImageDiscAux(NamedTuple):
@@ -265,19 +289,21 @@ class _ImageDiscAux(NamedTuple):
   q_real_logits: jax.Array
 
 
-def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated, s,
-                     real_targets, hp: StepHyperparams):
+def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated,
+                     info_targets: _InfoTargets, real_targets, hp: StepHyperparams,
+                     spec: ModelSpec):
   """D_I as a discriminator (real vs both kinds of generated images), plus Q recovering s
-  from x_noise and, with the Q tie, the label from real images."""
+  (and the continuous codes) from x_noise and, with the Q tie, the label from real images."""
   stats = image_disc.batch_stats
-  (real_logits, q_real_logits, _), stats = apply_train(image_disc, params, stats, images)
-  (noise_logits, q_logits, _), stats = apply_train(image_disc, params, stats,
-                                                   generated.noise_images)
+  (real_logits, q_real_outputs, _), stats = apply_train(image_disc, params, stats, images)
+  (noise_logits, q_outputs, _), stats = apply_train(image_disc, params, stats,
+                                                    generated.noise_images)
   (rec_logits, _, _), stats = apply_train(image_disc, params, stats, generated.rec_images)
   gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
-  info_loss = _info_term(q_logits, s)
-  real_info_loss = _info_term(q_real_logits, real_targets)
+  info_loss = _info_term(spec, q_outputs, info_targets)
+  real_info_loss = _info_term(spec, q_real_outputs, _InfoTargets(real_targets, None))
   loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
+  q_logits, q_real_logits = _q_logits(spec, q_outputs), _q_logits(spec, q_real_outputs)
   real_cluster_loss = jnp.zeros(())
   if hp.real_cluster_weight:
     real_cluster_loss = losses.cluster_loss(q_real_logits)
@@ -292,16 +318,17 @@ class _GeneratorAux(NamedTuple):
   info_loss: jax.Array
 
 
-def _generator_loss(generated: _Generated, image_disc: TrainState, s, hp: StepHyperparams):
+def _generator_loss(generated: _Generated, image_disc: TrainState,
+                    info_targets: _InfoTargets, hp: StepHyperparams, spec: ModelSpec):
   """The CG's and decoder's loss against D_I (batch statistics as in D_I's own pass; its
   statistics updates are dropped), as a function of the generated images."""
-  (noise_logits, q_logits, _), _ = apply_train(image_disc, image_disc.params,
-                                               image_disc.batch_stats, generated.noise_images)
+  (noise_logits, q_outputs, _), _ = apply_train(image_disc, image_disc.params,
+                                                image_disc.batch_stats, generated.noise_images)
   (rec_logits, _, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
                                       generated.rec_images)
   noise_loss = losses.generator_loss(noise_logits, hp.gan_loss)
   rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
-  info_loss = _info_term(q_logits, s)
+  info_loss = _info_term(spec, q_outputs, info_targets)
   loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
           + hp.info_weight * info_loss)
   return loss, _GeneratorAux(noise_loss, rec_loss, info_loss)
@@ -331,17 +358,18 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
       generator_params, has_aux=True)
 
   # 2. Update the image discriminator (+ Q).
+  info_targets = _info_targets(spec, noise, s)
   real_targets = labels if spec.q_on_real_images else None
   (image_disc_loss, disc_aux), image_disc_grads = jax.value_and_grad(
       _image_disc_loss, has_aux=True)(states.image_discriminator.params,
-                                      states.image_discriminator, images, generated, s,
-                                      real_targets, hp)
+                                      states.image_discriminator, images, generated,
+                                      info_targets, real_targets, hp, spec)
   image_disc = states.image_discriminator.apply_gradients(grads=image_disc_grads,
                                                           batch_stats=disc_aux.batch_stats)
 
   # 3. CG and decoder gradients against the updated D_I.
   (generator_loss, gen_aux), image_grads = jax.value_and_grad(
-      _generator_loss, has_aux=True)(generated, image_disc, s, hp)
+      _generator_loss, has_aux=True)(generated, image_disc, info_targets, hp, spec)
   (generator_grads,) = generate_vjp(image_grads)
 
   # 4. Apply.

@@ -2,6 +2,7 @@
 runs, skip finished runs, stop cleanly when a run is interrupted), the figures, the CPU
 study's table."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -18,6 +19,7 @@ from experiments.figures import run as figures_run
 from experiments.mnist_cpu_study import run as study
 from experiments.paper_table import run as paper_table
 from lpaae_jax import config_validation
+from lpaae_jax import provenance
 from lpaae_jax import train
 from tests.helpers import tiny_config
 
@@ -144,6 +146,16 @@ def test_paper_table_keeps_runs_its_results_record_when_the_workdir_is_gone(
   other_seed.seed += 1
   assert paper_table.recorded_runs(other_seed, str(results)) == {}
   assert set(paper_table.recorded_runs(config, str(results))) == set(TABLE_RUNS)
+  # Records made before a config field existed still match at its default (which keeps
+  # the model as it was), not at another value.
+  record = json.loads((results / "results.json").read_text())
+  for run in record["runs"].values():
+    del run["metrics"]["provenance"]["config"]["model"]["num_continuous_codes"]
+  (results / "results.json").write_text(json.dumps(record))
+  assert set(paper_table.recorded_runs(config, str(results))) == set(TABLE_RUNS)
+  with_codes = config.copy_and_resolve_references()
+  with_codes.model.num_continuous_codes = 1
+  assert paper_table.recorded_runs(with_codes, str(results)) == {}
 
 
 def test_interrupted_run_stops_the_table_cleanly(paper_table_run, monkeypatch, tmp_path):
@@ -248,3 +260,38 @@ def test_study_report_covers_every_finished_run_without_training(tmp_path):
   assert "supervised_learned_seed0" not in not_run.split(", ")
   assert (results / "supervised_learned_samples_grid.png").exists()  # the cell's first seed
   assert not (results / "unsupervised_fixed_samples_grid.png").exists()  # seed 1 only
+
+
+def test_study_keeps_runs_its_results_record_when_the_workdir_is_gone(tmp_path):
+  """A new machine has no workdirs: a run that the committed results.json records with the
+  config the study would train now stays in the table (not trained again); one recorded
+  without its config does not."""
+  workdir, results = tmp_path / "study", tmp_path / "results"
+  (workdir / "judge").mkdir(parents=True)
+  run_utils.write_json(str(workdir / "judge" / "judge.json"),
+                       {"test_accuracy": 0.99, "steps": 10, "train_seconds": 1.0})
+  config = study.study_config("supervised", "learned", 0, steps=7, width=8, num_samples=5000,
+                              judge_path=str(workdir / "judge"), data_dir=None)
+  made_by = json.loads(provenance.config_to_json(config))["config"]
+  finished = {("supervised", "learned", 0): {"conditional_accuracy": 0.9,
+                                             "provenance": {"config": made_by}},
+              ("supervised", "fixed", 0): {"conditional_accuracy": 0.8}}
+  for (setting, prior, seed), metrics in finished.items():
+    run_dir = workdir / f"{setting}_{prior}_seed{seed}"
+    (run_dir / "eval").mkdir(parents=True)
+    run_utils.write_json(str(run_dir / "eval" / "metrics.json"), {"step": 7, **metrics})
+    run_utils.write_json(str(run_dir / run_utils.RUN_INFO), {"train_seconds": 60.0})
+    for name in ("samples_grid.png", "tsne.png"):
+      (run_dir / "eval" / name).write_bytes(b"png")
+  command = [sys.executable, "-m", "experiments.mnist_cpu_study.run", "--report_only",
+             f"--workdir={workdir}", f"--results={results}", "--steps=7", "--seeds=0"]
+  subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=300)
+  for setting_prior in ("supervised_learned", "supervised_fixed"):
+    shutil.rmtree(workdir / f"{setting_prior}_seed0")
+  subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=300)
+  report = (results / "results.md").read_text()
+  assert "| supervised | learned | 1 | 0.900 ± 0.000 |" in report
+  not_run = report.split("Not run yet (the same command trains them): ")[1].split(".\n")[0]
+  assert "supervised_fixed_seed0" in not_run.split(", ")
+  assert "supervised_learned_seed0" not in not_run.split(", ")
+  assert (results / "supervised_learned_samples_grid.png").exists()

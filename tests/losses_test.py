@@ -63,6 +63,28 @@ def test_info_loss_is_cross_entropy():
   assert float(losses.info_loss(q_logits, s)) == pytest.approx(expected, rel=1e-6)
 
 
+def test_continuous_info_loss_is_the_unit_gaussian_negative_log_likelihood():
+  means = jnp.array([[0.0, 1.0], [2.0, 0.0]])
+  codes = jnp.array([[1.0, 1.0], [0.0, 0.0]])
+  # per example 0.5 * squared distance: 0.5 and 2.0
+  assert float(losses.continuous_info_loss(means, codes)) == pytest.approx(1.25)
+
+
+def test_q_outputs_split_into_the_logits_of_s_and_the_continuous_codes():
+  from lpaae_jax import models, train_steps
+  spec = models.ModelSpec(condition="unsupervised", num_classes=3, num_continuous_codes=2)
+  q_outputs = jnp.array([[2.0, 0.0, 0.0, 0.5, -1.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+  s, noise = jnp.array([0, 2]), jnp.array([[0.5, 1.0, 7.0], [1.0, 0.0, 7.0]])
+  targets = train_steps._info_targets(spec, noise, s)  # the first two noise dimensions
+  expected = (float(losses.info_loss(q_outputs[:, :3], s))
+              + float(losses.continuous_info_loss(q_outputs[:, 3:], noise[:, :2])))
+  assert float(train_steps._info_term(spec, q_outputs, targets)) == pytest.approx(expected)
+  assert expected == pytest.approx(float(losses.info_loss(q_outputs[:, :3], s))
+                                   + (0.5 * 4.0 + 0.5 * 1.0) / 2)
+  without = models.ModelSpec(condition="unsupervised", num_classes=3)
+  assert train_steps._info_targets(without, noise, s).continuous is None
+
+
 def test_mean_probability():
   assert float(losses.mean_probability(jnp.array([0.0, 0.0]))) == pytest.approx(0.5)
 

@@ -29,7 +29,8 @@ FIELD_CASES = [
                              "model.fixed_batch_norm": "running"}),
     ("supervised", "learned", {"model.label_tie": "q_real", "loss.feature_layers": (3,),
                                "loss.pixel_rec_weight": 1.0}),
-    ("unsupervised", "learned", {"loss.real_cluster_weight": 1.0}),
+    ("unsupervised", "learned", {"loss.real_cluster_weight": 1.0,
+                                 "model.num_continuous_codes": 2}),
 ]
 
 
@@ -136,6 +137,8 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("loss.adv_rec_weight", -0.5, "loss.adv_rec_weight=-0.5.*>= 0"),
     ("loss.adv_noise_weight", float("nan"), "loss.adv_noise_weight=nan.*finite"),
     ("loss.real_cluster_weight", -1.0, "loss.real_cluster_weight=-1.0.*>= 0"),
+    ("model.num_continuous_codes", -1, "model.num_continuous_codes=-1.*from 0 to"),
+    ("model.num_continuous_codes", 1000, "model.num_continuous_codes=1000.*noise size"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):

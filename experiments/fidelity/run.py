@@ -112,6 +112,10 @@ VARIANTS = {
                              "paper): does s then name the real data's groups, the digits?"),
     "unsup_real_cluster_0.3": ("unsupervised", {"loss.real_cluster_weight": 0.3},
                                "the clustering term at a third of the weight"),
+    "unsup_continuous_2": ("unsupervised", {"model.num_continuous_codes": 2},
+                           "InfoGAN's two continuous codes (ours, beyond the paper): with "
+                           "slant and width given codes of their own, does s stop splitting "
+                           "the 1s and merging 4/9, i.e. name the digits?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),

@@ -12,9 +12,10 @@ FID against the test split, reconstruction MSE, grids, t-SNE) and writes to --re
   results.json   every run's metrics.json, timings and the study's settings
   *.png          the sample grid and t-SNE map of each cell's first seed
 
-Runs live in --workdir/<setting>_<prior>_seed<k>; a run whose evaluation is complete is
-skipped and an interrupted one resumes from its checkpoint, so re-running the command after
-an interruption finishes the study. The results cover every finished run and are rewritten
+Runs live in --workdir/<setting>_<prior>_seed<k>; a run whose evaluation is complete (in its
+workdir, or recorded in --results/results.json for the config it would train now: a new
+machine keeps the committed runs) is skipped and an interrupted one resumes from its
+checkpoint, so re-running the command after an interruption finishes the study. The results cover every finished run and are rewritten
 after each one; --report_only writes them without training (a study still under way). The
 judge classifier is trained once, into --workdir/judge. Each setting's runs share one
 worker process (--workers=n: n settings in parallel), so its train steps compile once; this
@@ -213,7 +214,15 @@ def main(argv):
 
   if FLAGS.workers > 1 and len(FLAGS.settings) > 1 and to_train:
     run_workers(FLAGS.settings, FLAGS.workers)  # then every run below is read back
+  # Runs the committed results record with the config they would train now count as
+  # finished (a new machine has no workdirs); a finished workdir's record replaces them.
+  recorded = (run_utils.read_json(os.path.join(FLAGS.results, "results.json")) or {}).get(
+      "runs", {})
   runs = {}
+  for (setting, prior, seed), config in study.items():
+    record = run_utils.recorded_run(recorded.get(f"{setting}_{prior}_seed{seed}"), config)
+    if record is not None:
+      runs[(setting, prior, seed)] = record
   for key, config in study.items():
     finished = run_utils.finished_run(config, _run_dir(*key))
     if finished is not None:
@@ -237,9 +246,10 @@ def write_report(runs: dict[tuple[str, str, int], dict], seeds: list[int], setti
   for setting, prior, seed in runs:
     if seed == seeds[0] and not runs[(setting, prior, seed)].get("diverged"):
       for figure in ("samples_grid", "tsne"):
-        shutil.copyfile(os.path.join(_run_dir(setting, prior, seed), "eval",
-                                     evaluate.FIGURE_FILES[figure]),
-                        os.path.join(results, f"{setting}_{prior}_{figure}.png"))
+        source = os.path.join(_run_dir(setting, prior, seed), "eval",
+                              evaluate.FIGURE_FILES[figure])
+        if os.path.isfile(source):  # a recorded run's figures are already in results
+          shutil.copyfile(source, os.path.join(results, f"{setting}_{prior}_{figure}.png"))
   cells = aggregate(runs)
   hardware = (f"{platform.machine()} CPU, {os.cpu_count()} cores, "
               f"{jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__}")

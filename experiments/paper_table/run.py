@@ -47,7 +47,6 @@ from experiments import run_utils
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
-from lpaae_jax import provenance
 from lpaae_jax.evaluation import judge
 
 # DESIGN §5: Inception Score on CIFAR-10 (proposed = learned prior, baseline = fixed prior).
@@ -204,25 +203,19 @@ def write_results(out_dir: str, base: ml_collections.ConfigDict,
   return report
 
 
-# Where a run's files are, not what it computes: a record made on another machine matches.
-_PATH_FIELDS = {"data_dir", "eval.inception_weights", "eval.judge_path",
-                "eval.stats_cache_dir"}
-
-
 def recorded_runs(base: ml_collections.ConfigDict,
                   results_dir: str) -> dict[tuple[str, str], dict]:
   """The runs results_dir/results.json records as evaluated with the config `base` gives
-  them (paths aside). A session's workdir may not outlive it; its committed results do, so
-  a run finished in an earlier session stays in the table and is not trained again."""
+  them (paths aside, and fields added since at their defaults). A session's workdir may not
+  outlive it; its committed results do, so a run finished in an earlier session stays in
+  the table and is not trained again."""
   recorded = (run_utils.read_json(os.path.join(results_dir, "results.json")) or {}).get(
       "runs", {})
   runs = {}
   for key, config in run_configs(base).items():
-    metrics = recorded.get("_".join(key), {}).get("metrics", {})
-    made_by = metrics.get("provenance", {}).get("config")
-    if (made_by is not None and metrics.get("step") == config.num_train_steps
-        and set(provenance.recorded_differences(made_by, config)) <= _PATH_FIELDS):
-      runs[key] = recorded["_".join(key)]
+    record = run_utils.recorded_run(recorded.get("_".join(key)), config)
+    if record is not None:
+      runs[key] = record
   return runs
 
 
