@@ -46,8 +46,15 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # ours, beyond the paper's categorical s (InfoGAN's continuous codes): the first this many
   # noise dimensions are also codes that Q must recover from x_noise (a unit-variance
   # Gaussian term, weighted by loss.info_weight), so that continuous variation (slant,
-  # width) need not be spent on s. 0 = the paper's model.
+  # width) need not be spent on s. 0 = the paper's model. Measured on MNIST unsupervised
+  # (width 8, 3000 iterations): 2 codes lowered the cluster accuracy (seeds 0/1: 0.557/0.505
+  # against 0.731/0.545) and doubled the judge FID, so it stays off (experiments/fidelity).
   config.model.num_continuous_codes = 0
+  # ours: the code generator's input is [z; this * one-hot s]. At 1, z's 64 N(0, 1)
+  # dimensions carry ~70x the variance of the one-hot in the first layer's units at
+  # initialisation, so s starts out nearly ignored; sqrt(noise_dim) = 8 makes them equal.
+  # The fixed prior's code stays [z'; one-hot s].
+  config.model.code_generator_s_scale = 1.0
 
   config.loss = ml_collections.ConfigDict()
   # Every weight is ours (the paper gives only lambda's name).

@@ -96,6 +96,10 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   _require(isinstance(continuous, int) and not isinstance(continuous, bool)
            and 0 <= continuous <= noise_size, "model.num_continuous_codes", continuous,
            f"must be an integer from 0 to the prior's noise size ({noise_size})")
+  scale = model.get("code_generator_s_scale", 1.0)
+  _require(isinstance(scale, (int, float)) and not isinstance(scale, bool)
+           and math.isfinite(scale) and scale > 0, "model.code_generator_s_scale", scale,
+           "must be a finite number > 0")
   _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
            f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",

@@ -67,10 +67,14 @@ def sample_prior_inputs(spec: ModelSpec, key, batch_size: int,
 
 
 def prior_input_vector(spec: ModelSpec, noise, s):
-  """[z; one-hot s] for a conditional setting, else z."""
+  """[z; one-hot s] for a conditional setting, else z. The code generator's input scales
+  the one-hot by model.code_generator_s_scale; the fixed prior's code is [z'; one-hot s]."""
   if s is None:
     return noise
-  return jnp.concatenate([noise, jax.nn.one_hot(s, spec.num_classes, dtype=noise.dtype)], -1)
+  one_hot = jax.nn.one_hot(s, spec.num_classes, dtype=noise.dtype)
+  if spec.learned_prior and spec.code_generator_s_scale != 1.0:
+    one_hot = one_hot * spec.code_generator_s_scale
+  return jnp.concatenate([noise, one_hot], -1)
 
 
 def prior_codes_eval(states: States, noise, s):

@@ -30,7 +30,8 @@ FIELD_CASES = [
     ("supervised", "learned", {"model.label_tie": "q_real", "loss.feature_layers": (3,),
                                "loss.pixel_rec_weight": 1.0}),
     ("unsupervised", "learned", {"loss.real_cluster_weight": 1.0,
-                                 "model.num_continuous_codes": 2}),
+                                 "model.num_continuous_codes": 2,
+                                 "model.code_generator_s_scale": 8.0}),
 ]
 
 
@@ -139,6 +140,7 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("loss.real_cluster_weight", -1.0, "loss.real_cluster_weight=-1.0.*>= 0"),
     ("model.num_continuous_codes", -1, "model.num_continuous_codes=-1.*from 0 to"),
     ("model.num_continuous_codes", 1000, "model.num_continuous_codes=1000.*noise size"),
+    ("model.code_generator_s_scale", 0.0, "model.code_generator_s_scale=0.0.*> 0"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):
@@ -208,3 +210,17 @@ def test_overfit_sixteen_real_digits(real_data_dir):
         f"pixel MSE {pixel(initial):.4f} -> {pixel(states):.4f}")
   assert after < 0.7 * before  # measured 0.63 (summed over layers 1-3)
   assert pixel(states) < 0.6 * pixel(initial)
+
+
+def test_code_generator_input_scales_s_and_the_fixed_prior_code_does_not():
+  from lpaae_jax import models
+  from lpaae_jax.forward import prior_input_vector
+  noise, s = jnp.zeros((2, 3)), jnp.array([1, 0])
+  learned = models.ModelSpec(condition="unsupervised", num_classes=2,
+                             code_generator_s_scale=8.0)
+  np.testing.assert_array_equal(prior_input_vector(learned, noise, s)[:, 3:],
+                                [[0.0, 8.0], [8.0, 0.0]])
+  fixed = models.ModelSpec(condition="unsupervised", prior="fixed", num_classes=2,
+                           code_generator_s_scale=8.0)
+  np.testing.assert_array_equal(prior_input_vector(fixed, noise, s)[:, 3:],
+                                [[0.0, 1.0], [1.0, 0.0]])

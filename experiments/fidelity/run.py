@@ -116,6 +116,10 @@ VARIANTS = {
                            "InfoGAN's two continuous codes (ours, beyond the paper): with "
                            "slant and width given codes of their own, does s stop splitting "
                            "the 1s and merging 4/9, i.e. name the digits?"),
+    "unsup_s_scale_8": ("unsupervised", {"model.code_generator_s_scale": 8.0},
+                        "the one-hot s scaled to z's weight in the code generator's input "
+                        "(at 1 its first layer starts out ignoring s): does s take the "
+                        "class sooner?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
