@@ -120,6 +120,9 @@ VARIANTS = {
                         "the one-hot s scaled to z's weight in the code generator's input "
                         "(at 1 its first layer starts out ignoring s): does s take the "
                         "class sooner?"),
+    "unsup_s_scale_3": ("unsupervised", {"model.code_generator_s_scale": 3.0},
+                        "between 1 and the 8 that collapsed each column to one image: s "
+                        "the class, z still the style?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
