@@ -123,6 +123,9 @@ VARIANTS = {
     "unsup_s_scale_3": ("unsupervised", {"model.code_generator_s_scale": 3.0},
                         "between 1 and the 8 that collapsed each column to one image: s "
                         "the class, z still the style?"),
+    "unsup_s_scale_5": ("unsupervised", {"model.code_generator_s_scale": 5.0},
+                        "between the 3 that changed nothing and the 8 that collapsed "
+                        "each column"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
