@@ -18,8 +18,9 @@ machine keeps the committed runs) is skipped and an interrupted one resumes from
 checkpoint, so re-running the command after an interruption finishes the study. The results
 cover every finished run and are rewritten after each one; --report_only writes them
 without training (a study still under way). The judge classifier is trained once, into
---workdir/judge. Each setting's runs share one worker process (--workers=n: n settings in parallel), so its train steps compile once; this
-process then reads every run back and writes the tables.
+--workdir/judge. Each setting's runs share one worker process (--workers=n: n settings in
+parallel), so its train steps compile once; this process then reads every run back and
+writes the tables.
 """
 
 import json
