@@ -72,7 +72,7 @@ def prior_input_vector(spec: ModelSpec, noise, s):
   if s is None:
     return noise
   one_hot = jax.nn.one_hot(s, spec.num_classes, dtype=noise.dtype)
-  if spec.learned_prior and spec.code_generator_s_scale != 1.0:
+  if spec.learned_prior:
     one_hot = one_hot * spec.code_generator_s_scale
   return jnp.concatenate([noise, one_hot], -1)
 

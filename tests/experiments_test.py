@@ -227,15 +227,12 @@ def test_results_name_existing_paths_relative_to_the_working_directory(tmp_path,
       "unavailable": "the judge runs/judge has no  head; see /no/such/path"}
 
 
-def test_study_report_covers_every_finished_run_without_training(tmp_path):
-  """--report_only: the finished runs of any setting are tabulated, the rest named as not
-  run, nothing is trained (so a study under way can be committed)."""
-  workdir, results = tmp_path / "study", tmp_path / "results"
+def _study_workdir(workdir, finished):
+  """A study workdir with a judge and the `finished` runs ((setting, prior, seed) -> metrics),
+  each evaluated at step 7 with its figures."""
   (workdir / "judge").mkdir(parents=True)
   run_utils.write_json(str(workdir / "judge" / "judge.json"),
                        {"test_accuracy": 0.99, "steps": 10, "train_seconds": 1.0})
-  finished = {("supervised", "learned", 0): {"conditional_accuracy": 0.9},
-              ("unsupervised", "fixed", 1): {"cluster_accuracy": 0.5}}
   for (setting, prior, seed), metrics in finished.items():
     run_dir = workdir / f"{setting}_{prior}_seed{seed}"
     (run_dir / "eval").mkdir(parents=True)
@@ -243,6 +240,14 @@ def test_study_report_covers_every_finished_run_without_training(tmp_path):
     run_utils.write_json(str(run_dir / run_utils.RUN_INFO), {"train_seconds": 60.0})
     for name in ("samples_grid.png", "tsne.png"):
       (run_dir / "eval" / name).write_bytes(b"png")
+
+
+def test_study_report_covers_every_finished_run_without_training(tmp_path):
+  """--report_only: the finished runs of any setting are tabulated, the rest named as not
+  run, nothing is trained (so a study under way can be committed)."""
+  workdir, results = tmp_path / "study", tmp_path / "results"
+  _study_workdir(workdir, {("supervised", "learned", 0): {"conditional_accuracy": 0.9},
+                           ("unsupervised", "fixed", 1): {"cluster_accuracy": 0.5}})
   unfinished = workdir / "none_learned_seed0"
   (unfinished / "eval").mkdir(parents=True)  # evaluated at an earlier step: not finished
   run_utils.write_json(str(unfinished / "eval" / "metrics.json"), {"step": 3})
@@ -267,22 +272,12 @@ def test_study_keeps_runs_its_results_record_when_the_workdir_is_gone(tmp_path):
   config the study would train now stays in the table (not trained again); one recorded
   without its config does not."""
   workdir, results = tmp_path / "study", tmp_path / "results"
-  (workdir / "judge").mkdir(parents=True)
-  run_utils.write_json(str(workdir / "judge" / "judge.json"),
-                       {"test_accuracy": 0.99, "steps": 10, "train_seconds": 1.0})
   config = study.study_config("supervised", "learned", 0, steps=7, width=8, num_samples=5000,
                               judge_path=str(workdir / "judge"), data_dir=None)
   made_by = json.loads(provenance.config_to_json(config))["config"]
-  finished = {("supervised", "learned", 0): {"conditional_accuracy": 0.9,
-                                             "provenance": {"config": made_by}},
-              ("supervised", "fixed", 0): {"conditional_accuracy": 0.8}}
-  for (setting, prior, seed), metrics in finished.items():
-    run_dir = workdir / f"{setting}_{prior}_seed{seed}"
-    (run_dir / "eval").mkdir(parents=True)
-    run_utils.write_json(str(run_dir / "eval" / "metrics.json"), {"step": 7, **metrics})
-    run_utils.write_json(str(run_dir / run_utils.RUN_INFO), {"train_seconds": 60.0})
-    for name in ("samples_grid.png", "tsne.png"):
-      (run_dir / "eval" / name).write_bytes(b"png")
+  _study_workdir(workdir, {("supervised", "learned", 0): {"conditional_accuracy": 0.9,
+                                                          "provenance": {"config": made_by}},
+                           ("supervised", "fixed", 0): {"conditional_accuracy": 0.8}})
   command = [sys.executable, "-m", "experiments.mnist_cpu_study.run", "--report_only",
              f"--workdir={workdir}", f"--results={results}", "--steps=7", "--seeds=0"]
   subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=300)
