@@ -100,11 +100,15 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   _require(isinstance(scale, (int, float)) and not isinstance(scale, bool)
            and math.isfinite(scale) and scale > 0, "model.code_generator_s_scale", scale,
            "must be a finite number > 0")
+  decay = model.get("code_generator_s_scale_decay_steps", 0)
+  _require(isinstance(decay, int) and not isinstance(decay, bool) and decay >= 0,
+           "model.code_generator_s_scale_decay_steps", decay,
+           "must be an integer >= 0 (0: the scale stays constant)")
   _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
            f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",
                 "loss.adv_rec_weight", "loss.info_weight", "loss.pixel_rec_weight",
-                "loss.real_cluster_weight"):
+                "loss.real_cluster_weight", "loss.continuous_info_weight"):
     _non_negative(config, field)
   lr = config.optim.learning_rate
   _require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,

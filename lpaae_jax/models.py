@@ -302,6 +302,7 @@ class ModelSpec:
   label_tie: str = "none"
   num_continuous_codes: int = 0  # the first noise dimensions, also recovered by Q
   code_generator_s_scale: float = 1.0  # the one-hot s in the code generator's input
+  code_generator_s_scale_decay_steps: int = 0  # decays that scale linearly to 1 (0: constant)
   compute_dtype: str = "float32"
   # XLA:CPU formulations of the same functions (config.fast_paths; see cpu_fast_paths).
   cpu_fast_paths: bool = False
@@ -320,6 +321,8 @@ class ModelSpec:
                label_tie=model.label_tie if model.condition == "supervised" else "none",
                num_continuous_codes=model.get("num_continuous_codes", 0),
                code_generator_s_scale=float(model.get("code_generator_s_scale", 1.0)),
+               code_generator_s_scale_decay_steps=model.get(
+                   "code_generator_s_scale_decay_steps", 0),
                compute_dtype=config.compute_dtype,
                cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")))
 

@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from lpaae_jax import losses
 from lpaae_jax.forward import (apply_fixed, apply_train, code_discriminator_inputs,
-                               prior_input_vector, sample_prior_inputs)
+                               code_generator_step, prior_input_vector, sample_prior_inputs)
 from lpaae_jax.models import ModelSpec
 from lpaae_jax.states import States, TrainState
 
@@ -43,6 +43,7 @@ class StepHyperparams:
   adv_noise_weight: float = 1.0    # CG and decoder: D_I(dec(z_c)) towards "real"
   adv_rec_weight: float = 1.0      # decoder: D_I(dec(enc(x))) towards "real"
   info_weight: float = 1.0         # InfoGAN term (and Q on real images with the Q tie)
+  continuous_info_weight: float = 1.0  # the continuous codes' term, relative to info_weight
   # Unsupervised only (ours, beyond the paper): Q clusters real images (cluster_loss).
   real_cluster_weight: float = 0.0
   pixel_rec_weight: float = 0.0    # pixel MSE added to L_rec
@@ -60,6 +61,7 @@ class StepHyperparams:
                adv_noise_weight=float(loss.adv_noise_weight),
                adv_rec_weight=float(loss.adv_rec_weight),
                info_weight=float(loss.info_weight),
+               continuous_info_weight=float(loss.continuous_info_weight),
                real_cluster_weight=(float(loss.real_cluster_weight)
                                     if config.model.condition == "unsupervised" else 0.0),
                pixel_rec_weight=float(loss.pixel_rec_weight),
@@ -170,7 +172,7 @@ def aae_phase_step(states: States, batch: dict[str, Any], key, *,
 
   # 1. The fixed networks' outputs: the prior sample z_c (CG fixed: a constant here) and
   #    the reconstruction target F(x) of the fixed image discriminator.
-  prior_inputs = prior_input_vector(spec, noise, s)
+  prior_inputs = prior_input_vector(spec, noise, s, code_generator_step(states))
   prior_codes = (prior_inputs if states.code_generator is None
                  else fixed(states.code_generator, prior_inputs))
   prior_codes = jax.lax.stop_gradient(prior_codes)
@@ -232,7 +234,7 @@ def _generate(generator_params, *, states: States, noise, s, codes):
   """x_noise and x_rec as a function of the decoder's (and CG's) parameters; aux: their
   updated batch statistics (the CG's None for the fixed prior)."""
   decoder, code_gen = states.decoder, states.code_generator
-  prior_inputs = prior_input_vector(states.spec, noise, s)
+  prior_inputs = prior_input_vector(states.spec, noise, s, code_generator_step(states))
   code_gen_stats = None
   if code_gen is None:
     prior_codes = prior_inputs
@@ -264,15 +266,15 @@ def _q_logits(spec: ModelSpec, q_outputs):
   return q_outputs[:, :spec.num_classes]
 
 
-def _info_term(spec: ModelSpec, q_outputs, targets):
+def _info_term(spec: ModelSpec, q_outputs, targets, hp: StepHyperparams):
   """The InfoGAN terms of Q's outputs against `targets`: cross-entropy of s plus the
-  continuous codes' Gaussian term; 0 where there are none."""
+  continuous codes' Gaussian term (times hp.continuous_info_weight); 0 where there are none."""
   loss = jnp.zeros(())
   if targets.s is not None:
     loss = loss + losses.info_loss(_q_logits(spec, q_outputs), targets.s)
   if targets.continuous is not None:
-    loss = loss + losses.continuous_info_loss(q_outputs[:, spec.num_classes:],
-                                              targets.continuous)
+    loss = loss + hp.continuous_info_weight * losses.continuous_info_loss(
+        q_outputs[:, spec.num_classes:], targets.continuous)
   return loss
 
 
@@ -300,8 +302,8 @@ def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generat
                                                     generated.noise_images)
   (rec_logits, _, _), stats = apply_train(image_disc, params, stats, generated.rec_images)
   gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
-  info_loss = _info_term(spec, q_outputs, info_targets)
-  real_info_loss = _info_term(spec, q_real_outputs, _InfoTargets(real_targets, None))
+  info_loss = _info_term(spec, q_outputs, info_targets, hp)
+  real_info_loss = _info_term(spec, q_real_outputs, _InfoTargets(real_targets, None), hp)
   loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
   q_logits, q_real_logits = _q_logits(spec, q_outputs), _q_logits(spec, q_real_outputs)
   real_cluster_loss = jnp.zeros(())
@@ -328,7 +330,7 @@ def _generator_loss(generated: _Generated, image_disc: TrainState,
                                       generated.rec_images)
   noise_loss = losses.generator_loss(noise_logits, hp.gan_loss)
   rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
-  info_loss = _info_term(spec, q_outputs, info_targets)
+  info_loss = _info_term(spec, q_outputs, info_targets, hp)
   loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
           + hp.info_weight * info_loss)
   return loss, _GeneratorAux(noise_loss, rec_loss, info_loss)

@@ -31,7 +31,9 @@ FIELD_CASES = [
                                "loss.pixel_rec_weight": 1.0}),
     ("unsupervised", "learned", {"loss.real_cluster_weight": 1.0,
                                  "model.num_continuous_codes": 2,
-                                 "model.code_generator_s_scale": 8.0}),
+                                 "loss.continuous_info_weight": 0.5,
+                                 "model.code_generator_s_scale": 8.0,
+                                 "model.code_generator_s_scale_decay_steps": 3}),
 ]
 
 
@@ -141,6 +143,9 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("model.num_continuous_codes", -1, "model.num_continuous_codes=-1.*from 0 to"),
     ("model.num_continuous_codes", 1000, "model.num_continuous_codes=1000.*noise size"),
     ("model.code_generator_s_scale", 0.0, "model.code_generator_s_scale=0.0.*> 0"),
+    ("model.code_generator_s_scale_decay_steps", -1,
+     "model.code_generator_s_scale_decay_steps=-1.*integer >= 0"),
+    ("loss.continuous_info_weight", -1.0, "loss.continuous_info_weight=-1.0.*>= 0"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):
@@ -218,9 +223,15 @@ def test_code_generator_input_scales_s_and_the_fixed_prior_code_does_not():
   noise, s = jnp.zeros((2, 3)), jnp.array([1, 0])
   learned = models.ModelSpec(condition="unsupervised", num_classes=2,
                              code_generator_s_scale=8.0)
-  np.testing.assert_array_equal(prior_input_vector(learned, noise, s)[:, 3:],
+  np.testing.assert_array_equal(prior_input_vector(learned, noise, s, 5)[:, 3:],
                                 [[0.0, 8.0], [8.0, 0.0]])
   fixed = models.ModelSpec(condition="unsupervised", prior="fixed", num_classes=2,
                            code_generator_s_scale=8.0)
-  np.testing.assert_array_equal(prior_input_vector(fixed, noise, s)[:, 3:],
+  np.testing.assert_array_equal(prior_input_vector(fixed, noise, s, 0)[:, 3:],
                                 [[0.0, 1.0], [1.0, 0.0]])
+  # Decayed linearly to 1 over 100 CG updates: 8 at step 0, 4.5 at 50, 1 from 100 on.
+  decayed = models.ModelSpec(condition="unsupervised", num_classes=2,
+                             code_generator_s_scale=8.0, code_generator_s_scale_decay_steps=100)
+  for step, scale in ((0, 8.0), (50, 4.5), (100, 1.0), (300, 1.0)):
+    np.testing.assert_allclose(prior_input_vector(decayed, noise, s, jnp.asarray(step))[:, 3:],
+                               [[0.0, scale], [scale, 0.0]])

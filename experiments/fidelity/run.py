@@ -126,6 +126,26 @@ VARIANTS = {
     "unsup_s_scale_5": ("unsupervised", {"model.code_generator_s_scale": 5.0},
                         "between the 3 that changed nothing and the 8 that collapsed "
                         "each column"),
+    "unsup_s_scale_8_decay_1500": ("unsupervised", {"model.code_generator_s_scale": 8.0,
+                                   "model.code_generator_s_scale_decay_steps": 1500},
+                                   "s at z's weight while the clusters form, decayed to 1 by "
+                                   "iteration 1500: the cluster number of 8 without its "
+                                   "collapsed columns?"),
+    "unsup_s_scale_8_recover_z": ("unsupervised", {"model.code_generator_s_scale": 8.0,
+                                  "model.num_continuous_codes": 64,
+                                  "loss.continuous_info_weight": 0.02},
+                                  "ClusterGAN's recipe: s at z's weight, and Q recovers all "
+                                  "of z (weakly) so that z cannot be ignored: the cluster "
+                                  "number of 8 without its collapsed columns?"),
+    "unsup_s_scale_8_recover_z_0.1": ("unsupervised", {"model.code_generator_s_scale": 8.0,
+                                      "model.num_continuous_codes": 64,
+                                      "loss.continuous_info_weight": 0.1},
+                                      "z recovered 5x as strongly (0.02 still collapsed the "
+                                      "columns)"),
+    "unsup_s_scale_8_recover_z_0.5": ("unsupervised", {"model.code_generator_s_scale": 8.0,
+                                      "model.num_continuous_codes": 64,
+                                      "loss.continuous_info_weight": 0.5},
+                                      "z recovered 25x as strongly"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
