@@ -78,9 +78,15 @@ def test_q_outputs_split_into_the_logits_of_s_and_the_continuous_codes():
   targets = train_steps._info_targets(spec, noise, s)  # the first two noise dimensions
   expected = (float(losses.info_loss(q_outputs[:, :3], s))
               + float(losses.continuous_info_loss(q_outputs[:, 3:], noise[:, :2])))
-  assert float(train_steps._info_term(spec, q_outputs, targets)) == pytest.approx(expected)
+  hp = train_steps.StepHyperparams()
+  assert float(train_steps._info_term(spec, q_outputs, targets, hp)) == pytest.approx(expected)
   assert expected == pytest.approx(float(losses.info_loss(q_outputs[:, :3], s))
                                    + (0.5 * 4.0 + 0.5 * 1.0) / 2)
+  # loss.continuous_info_weight scales the continuous codes' term only.
+  weighted = train_steps.StepHyperparams(continuous_info_weight=0.1)
+  assert float(train_steps._info_term(spec, q_outputs, targets, weighted)) == pytest.approx(
+      float(losses.info_loss(q_outputs[:, :3], s))
+      + 0.1 * float(losses.continuous_info_loss(q_outputs[:, 3:], noise[:, :2])))
   without = models.ModelSpec(condition="unsupervised", num_classes=3)
   assert train_steps._info_targets(without, noise, s).continuous is None
 

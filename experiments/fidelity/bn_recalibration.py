@@ -9,7 +9,9 @@ For each run (a directory of --workdir made by experiments.fidelity.run), evalua
 test images and 2000 generated samples in inference mode with (a) the running averages the
 training left, (b) `lpaae_jax.recalibrate_batch_norm` over the run's first n training
 batches, for each n of --batches, and (c) batch-statistics mode (each 250-image batch
-normalised by its own statistics), reporting the judge accuracy of the samples, the
+normalised by its own statistics, so the decoder normalises encoder codes by encoder codes'
+statistics and prior codes by prior codes', as each of its training passes does), reporting
+the judge accuracy of the samples and of the reconstructions (as their true digit), the
 reconstruction MSE and the std of the encoder codes (training mode gives about 1).
 """
 
@@ -63,9 +65,10 @@ def _encode_decode(states, images, batch_stats_mode):
   return codes, _forward(states.decoder, codes, batch_stats_mode)
 
 
-def diagnose_states(config, states, judge_model, images, num_samples) -> dict[str, float]:
-  """Judge accuracy of samples (conditional or cluster), reconstruction MSE and code std,
-  in inference mode and in batch-statistics mode."""
+def diagnose_states(config, states, judge_model, images, image_labels,
+                    num_samples) -> dict[str, float]:
+  """Judge accuracy of samples (conditional or cluster) and of reconstructions,
+  reconstruction MSE and code std, in inference mode and in batch-statistics mode."""
   spec = states.spec
   key = evaluate.eval_keys(config)["samples"]
   row = {}
@@ -85,7 +88,10 @@ def diagnose_states(config, states, judge_model, images, num_samples) -> dict[st
         if spec.condition == "unsupervised" else float("nan"))
     codes, recs = zip(*(_encode_decode(states, images[i:i + BATCH], mode)
                         for i in range(0, len(images), BATCH)))
-    row[f"{name} rec. MSE"] = float(np.mean((np.concatenate(recs) - images) ** 2))
+    recs = np.concatenate(recs)
+    row[f"{name} rec. MSE"] = float(np.mean((recs - images) ** 2))
+    row[f"{name} rec. judge acc."] = float(np.mean(judge.judge_predict(judge_model, recs)
+                                                   == image_labels))
     row[f"{name} code std"] = float(np.std(np.concatenate(codes)))
   return row
 
@@ -107,26 +113,29 @@ def main(argv):
     variant, seed, width, steps = _parse_run(name)
     config = fidelity.variant_config(variant, seed, steps=steps, width=width, num_samples=2000,
                                      judge_path=judge_path, data_dir=None)
-    images, _ = input_pipeline.load_split_arrays(config, "test", num=2000)
+    images, image_labels = input_pipeline.load_split_arrays(config, "test", num=2000)
     states, _ = checkpointing.restore_latest(config, os.path.join(FLAGS.workdir, name))
-    rows = {"running averages": diagnose_states(config, states, judge_model,
-                                                             images, 2000)}
+    rows = {"running averages": diagnose_states(config, states, judge_model, images,
+                                                image_labels, 2000)}
     for count in map(int, FLAGS.batches):
       batches = input_pipeline.create_train_iterator(config, end_step=count)
       recalibrated = recalibrate_batch_norm(states, batches, jax.random.key(0))
       rows[f"recalibrated, {count} batches"] = diagnose_states(
-          config, recalibrated, judge_model, images, 2000)
+          config, recalibrated, judge_model, images, image_labels, 2000)
     batch_mode = rows["running averages"]
     for mode, row in rows.items():
       lines.append(f"| {name} | {mode} | {row['inference judge acc.']:.3f} | "
+                   f"{row['inference rec. judge acc.']:.3f} | "
                    f"{row['inference rec. MSE']:.3f} | {row['inference code std']:.2f} |")
     lines.append(f"| {name} | batch statistics | {batch_mode['batch-stats judge acc.']:.3f} | "
+                 f"{batch_mode['batch-stats rec. judge acc.']:.3f} | "
                  f"{batch_mode['batch-stats rec. MSE']:.3f} | "
                  f"{batch_mode['batch-stats code std']:.2f} |")
   text = "\n".join(["# Running BatchNorm averages vs. recalibrated statistics", "",
                     __doc__.split("\n\n", 2)[2].strip(), "",
-                    "| run | BatchNorm statistics | judge acc. of samples | rec. MSE | "
-                    "code std |", "|---|---|---|---|---|"] + lines) + "\n"
+                    "| run | BatchNorm statistics | judge acc. of samples | "
+                    "rec. judge acc. | rec. MSE | code std |", "|---|---|---|---|---|---|"]
+                   + lines) + "\n"
   file_utils.write_atomically(FLAGS.out, lambda f: f.write(text.encode("utf-8")))
   print(text)
 

@@ -98,6 +98,18 @@ VARIANTS = {
                              "is a still stronger info term better?"),
     "unsup_fixed_prior": ("unsupervised,fixed", {}, "the fixed prior at the current "
                           "defaults, unsupervised"),
+    "unsup_fixed_prior_adv_code_0.05": ("unsupervised,fixed", {"loss.adv_code_weight": 0.05},
+                                        "the fixed prior's reconstructions (judge accuracy "
+                                        "0.87-0.90): is the code adversary costing them?"),
+    "unsup_fixed_prior_pixel_1": ("unsupervised,fixed", {"loss.pixel_rec_weight": 1.0},
+                                  "the fixed prior's reconstructions: does a pixel term in "
+                                  "L_rec keep the digit?"),
+    "none_fixed_prior_adv_code_0.05": ("none,fixed", {"loss.adv_code_weight": 0.05},
+                                       "the half-weight code adversary that lifted the "
+                                       "unsupervised fixed prior's reconstructions, in none"),
+    "unsup_adv_code_0.05": ("unsupervised", {"loss.adv_code_weight": 0.05},
+                            "the half-weight code adversary, learned prior: does it cost the "
+                            "clusters (0.3 raised them slightly)?"),
     "unsup_adv_code_0.3": ("unsupervised", {"loss.adv_code_weight": 0.3},
                            "a tighter match of encoder codes to the CG's mixture (between "
                            "0.1 and the 1.0 that cost reconstructions): do the codes cluster "
