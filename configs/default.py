@@ -68,7 +68,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.loss.rec_weight_decoder = 1.0  # lambda of Algorithm 1: L_rec in the decoder's loss
   # encoder: fool D_C. 1.0 lets the code adversary drown L_rec: reconstructions of real
   # digits kept their class 51% of the time, 78% at 0.1 and 91% at 0.01, but at 0.01 D_C
-  # wins outright and the codes leave the prior (experiments/fidelity).
+  # wins outright and the codes leave the prior (experiments/fidelity). On MNIST at 3000
+  # iterations 0.05 lifts the fixed prior's reconstructions (0.874 -> 0.923 unsupervised) but
+  # drops the learned prior's unsupervised cluster accuracy (0.734 -> 0.645).
   config.loss.adv_code_weight = 0.1
   config.loss.adv_noise_weight = 1.0    # CG and decoder: D_I(dec(z_c)) towards real
   config.loss.adv_rec_weight = 1.0      # decoder: D_I(dec(enc(x))) towards real
