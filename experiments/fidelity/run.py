@@ -44,6 +44,14 @@ _LR_2E4 = {"optim.learning_rate": 2e-4}
 _INFO_1 = {"loss.info_weight": 1.0}
 _LAYER_3 = {**_LR_2E4, "loss.feature_layers": (3,)}  # DESIGN's feature layer F alone
 _BEFORE = {"loss.adv_code_weight": 1.0, **_LAYER_3}  # the loss weights before this work
+
+
+def _recover_z(weight: float) -> dict:
+  """ClusterGAN's recipe: s at z's weight in CG's input, Q recovering all 64 noise dims."""
+  return {"model.code_generator_s_scale": 8.0, "model.num_continuous_codes": 64,
+          "loss.continuous_info_weight": weight}
+
+
 VARIANTS = {
     "sup_before": ("supervised", {**_BEFORE, "model.label_tie": "none",
                                   "model.fixed_batch_norm": "running",
@@ -143,20 +151,14 @@ VARIANTS = {
                                    "s at z's weight while the clusters form, decayed to 1 by "
                                    "iteration 1500: the cluster number of 8 without its "
                                    "collapsed columns?"),
-    "unsup_s_scale_8_recover_z": ("unsupervised", {"model.code_generator_s_scale": 8.0,
-                                  "model.num_continuous_codes": 64,
-                                  "loss.continuous_info_weight": 0.02},
+    "unsup_s_scale_8_recover_z": ("unsupervised", _recover_z(0.02),
                                   "ClusterGAN's recipe: s at z's weight, and Q recovers all "
                                   "of z (weakly) so that z cannot be ignored: the cluster "
                                   "number of 8 without its collapsed columns?"),
-    "unsup_s_scale_8_recover_z_0.1": ("unsupervised", {"model.code_generator_s_scale": 8.0,
-                                      "model.num_continuous_codes": 64,
-                                      "loss.continuous_info_weight": 0.1},
+    "unsup_s_scale_8_recover_z_0.1": ("unsupervised", _recover_z(0.1),
                                       "z recovered 5x as strongly (0.02 still collapsed the "
                                       "columns)"),
-    "unsup_s_scale_8_recover_z_0.5": ("unsupervised", {"model.code_generator_s_scale": 8.0,
-                                      "model.num_continuous_codes": 64,
-                                      "loss.continuous_info_weight": 0.5},
+    "unsup_s_scale_8_recover_z_0.5": ("unsupervised", _recover_z(0.5),
                                       "z recovered 25x as strongly"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
