@@ -11,7 +11,7 @@ from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import disentanglement, judge
-from tests.helpers import tiny_config
+from tests.helpers import RUN_FAST_COMPILER_OPTIONS, tiny_config
 
 # Hundreds of iterations of a width-8 model: running, not compiling, is this module's time.
 FULL_XLA_OPTIMIZATION = True
@@ -28,11 +28,15 @@ def _train(real_data_dir, **overrides):
   config = tiny_config("supervised", "learned", data_dir=str(real_data_dir), download=False,
                        **{**SMALL_MODEL, **overrides})
   steps = lpaae_jax.make_train_steps(config)
-  aae_step, prior_step = steps.aae_phase, steps.prior_phase
   states = lpaae_jax.create_states(config, jax.random.key(0))
   train_key = jax.random.key(1)
   for step, batch in enumerate(input_pipeline.create_train_iterator(config, end_step=STEPS)):
     aae_key, prior_key = train_steps.iteration_keys(train_key, step)
+    if step == 0:  # the library's jitted steps, compiled to run fast (tests/helpers.py)
+      aae_step = steps.aae_phase.lower(states, batch, aae_key).compile(
+          RUN_FAST_COMPILER_OPTIONS)
+      prior_step = steps.prior_phase.lower(states, batch, prior_key).compile(
+          RUN_FAST_COMPILER_OPTIONS)
     states, _ = aae_step(states, batch, aae_key)
     states, _ = prior_step(states, batch, prior_key)
   return config, evaluate.recalibrated(config, states)

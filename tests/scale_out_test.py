@@ -22,7 +22,7 @@ from lpaae_jax import train
 from lpaae_jax import train_steps
 from tests.helpers import (BATCH_STATS_ATOL, NETWORKS, ROOT, STATE_ATOL, STATE_RTOL,
                            assert_states_close, compiled_steps, random_batch, state_drift,
-                           tiny_config, to_host)
+                           subprocess_xla_flags, tiny_config, to_host)
 
 NUM_DEVICES = 8
 ITERATIONS = 2
@@ -175,7 +175,7 @@ def test_eight_device_mesh_matches_one_device():
   all-reduce, a different float summation order than one device's.
   """
   env = dict(os.environ,
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={NUM_DEVICES}",
+             XLA_FLAGS=subprocess_xla_flags(NUM_DEVICES),
              JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
   # JAX_COMPILATION_CACHE_DIR (set by conftest) is inherited, so compiles are cached.
   result = subprocess.run([sys.executable, "-c", _MESH_SCRIPT], env=env, cwd=str(ROOT),
@@ -432,7 +432,7 @@ def test_two_processes_feed_their_slices_of_one_global_batch():
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
                JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
                JAX_NUM_PROCESSES=str(NUM_PROCESSES), JAX_PROCESS_ID=str(process_id))
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    env["XLA_FLAGS"] = subprocess_xla_flags()  # one CPU device per process
     processes.append(subprocess.Popen([sys.executable, "-c", _PROCESS_SCRIPT], env=env,
                                       cwd=str(ROOT), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
@@ -493,7 +493,7 @@ def test_sigterm_on_one_host_saves_every_host_at_the_same_step(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
                JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
                JAX_NUM_PROCESSES=str(NUM_PROCESSES), JAX_PROCESS_ID=str(process_id))
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    env["XLA_FLAGS"] = subprocess_xla_flags()  # one CPU device per process
     processes.append(subprocess.Popen(
         [sys.executable, "-c", _PREEMPTION_SCRIPT, str(tmp_path / "run"),
          str(tmp_path / "data")], env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
