@@ -103,6 +103,12 @@ def _parse_run(name: str) -> tuple[str, int, int, int]:
   return variant, int(seed), int(width[1:]), int(steps[:-len("steps")])
 
 
+def _table_row(run: str, statistics: str, row: dict[str, float], mode: str) -> str:
+  return (f"| {run} | {statistics} | {row[f'{mode} judge acc.']:.3f} | "
+          f"{row[f'{mode} rec. judge acc.']:.3f} | {row[f'{mode} rec. MSE']:.3f} | "
+          f"{row[f'{mode} code std']:.2f} |")
+
+
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
@@ -122,15 +128,9 @@ def main(argv):
       recalibrated = recalibrate_batch_norm(states, batches, jax.random.key(0))
       rows[f"recalibrated, {count} batches"] = diagnose_states(
           config, recalibrated, judge_model, images, image_labels, 2000)
-    batch_mode = rows["running averages"]
-    for mode, row in rows.items():
-      lines.append(f"| {name} | {mode} | {row['inference judge acc.']:.3f} | "
-                   f"{row['inference rec. judge acc.']:.3f} | "
-                   f"{row['inference rec. MSE']:.3f} | {row['inference code std']:.2f} |")
-    lines.append(f"| {name} | batch statistics | {batch_mode['batch-stats judge acc.']:.3f} | "
-                 f"{batch_mode['batch-stats rec. judge acc.']:.3f} | "
-                 f"{batch_mode['batch-stats rec. MSE']:.3f} | "
-                 f"{batch_mode['batch-stats code std']:.2f} |")
+    lines += [_table_row(name, mode, row, "inference") for mode, row in rows.items()]
+    # Batch-statistics mode does not read the running averages: one row per run.
+    lines.append(_table_row(name, "batch statistics", rows["running averages"], "batch-stats"))
   text = "\n".join(["# Running BatchNorm averages vs. recalibrated statistics", "",
                     __doc__.split("\n\n", 2)[2].strip(), "",
                     "| run | BatchNorm statistics | judge acc. of samples | "
