@@ -140,7 +140,7 @@ def _reporting_full_disk(manager: ocp.CheckpointManager):
 def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_lib.States:
   """The states' shapes and dtypes (no compute), placed by `sharding` when given."""
   spec = models.ModelSpec.from_config(config)
-  init = functools.partial(states_lib.init_states, spec, states_lib.make_optimizer(config))
+  init = functools.partial(states_lib.init_states, spec, states_lib.make_optimizers(config))
   shapes = jax.eval_shape(init, jax.random.key(0))
   if sharding is None:
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])

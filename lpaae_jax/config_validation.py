@@ -19,6 +19,8 @@ CHANNELS = (1, 3)
 LABEL_TIES = ("none", "code_discriminator", "q_real", "both")
 FIXED_BATCH_NORMS = ("batch", "running")
 FEATURE_LAYERS = (1, 2, 3)
+NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
+            "code_generator")
 
 
 class ConfigError(errors.LpaaeError, ValueError):
@@ -113,6 +115,11 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   lr = config.optim.learning_rate
   _require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
            "optim.learning_rate", lr, "must be a finite number > 0")
+  for network in NETWORKS:
+    field = f"optim.learning_rate_scales.{network}"
+    scale = _get(config, field)
+    _require(isinstance(scale, (int, float)) and not isinstance(scale, bool)
+             and math.isfinite(scale) and scale > 0, field, scale, "must be a finite number > 0")
   for field in ("optim.b1", "optim.b2"):
     value = _get(config, field)
     _require(isinstance(value, (int, float)) and 0 <= value < 1, field, value,

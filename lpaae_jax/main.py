@@ -18,11 +18,11 @@ from absl import flags
 from absl import logging
 import jax
 from ml_collections import config_flags
-import tensorflow as tf
 
 from lpaae_jax import cli
+from lpaae_jax import config_validation
 from lpaae_jax import distributed
-from lpaae_jax import train
+from lpaae_jax import file_utils
 
 FLAGS = flags.FLAGS
 
@@ -42,6 +42,12 @@ def _define_flags() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  # A bad config or workdir ends the command here, before the training modules import
+  # TensorFlow and clu (most of the start-up time).
+  config_validation.validate_config(FLAGS.config)
+  file_utils.check_local_workdir(FLAGS.workdir)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lpaae_jax import train  # pylint: disable=g-import-not-at-top
   distributed.initialize_distributed(FLAGS.multihost)
   # TF only feeds the input pipeline; keep it off the accelerators JAX uses.
   tf.config.experimental.set_visible_devices([], "GPU")

@@ -9,7 +9,7 @@ networks themselves are built by `models.ModelSpec`.
 """
 
 import functools
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -19,6 +19,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
+from lpaae_jax.config_validation import NETWORKS
 from lpaae_jax.models import ModelSpec
 
 
@@ -37,9 +38,23 @@ class States:
   spec: ModelSpec = struct.field(pytree_node=False)
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The Adam of every network (config.optim)."""
-  return adam(float(config.optim.learning_rate), float(config.optim.b1), float(config.optim.b2))
+class Optimizers(NamedTuple):
+  """Each network's optimizer (hashable: equal settings give equal tuples, see `adam`)."""
+  encoder: optax.GradientTransformation
+  decoder: optax.GradientTransformation
+  image_discriminator: optax.GradientTransformation
+  code_discriminator: optax.GradientTransformation
+  code_generator: optax.GradientTransformation
+
+
+def make_optimizers(config: ml_collections.ConfigDict) -> Optimizers:
+  """Each network's Adam (config.optim): learning_rate times the network's
+  `learning_rate_scales` entry (1 where a config predating the field has none)."""
+  scales = config.optim.get("learning_rate_scales", {})
+  return Optimizers(**{
+      network: adam(float(config.optim.learning_rate) * float(scales.get(network, 1.0)),
+                    float(config.optim.b1), float(config.optim.b2))
+      for network in NETWORKS})
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,7 +72,7 @@ def _init_state(module: nn.Module, key, example_input, tx) -> TrainState:
                            batch_stats=variables.get("batch_stats", {}))
 
 
-def init_states(spec: ModelSpec, tx: optax.GradientTransformation, key) -> States:
+def init_states(spec: ModelSpec, optimizers: Optimizers, key) -> States:
   """Initialises every network (traceable: `create_states` jits it, or eval_shape it)."""
   keys = dict(zip(("encoder", "decoder", "image_discriminator", "code_discriminator",
                    "code_generator"), jax.random.split(key, 5)))
@@ -67,14 +82,15 @@ def init_states(spec: ModelSpec, tx: optax.GradientTransformation, key) -> State
   code_generator = None
   if spec.learned_prior:
     cg_inputs = jnp.zeros((1, spec.noise_dim + (spec.num_classes if spec.conditional else 0)))
-    code_generator = _init_state(spec.code_generator(), keys["code_generator"], cg_inputs, tx)
+    code_generator = _init_state(spec.code_generator(), keys["code_generator"], cg_inputs,
+                                 optimizers.code_generator)
   return States(
-      encoder=_init_state(spec.encoder(), keys["encoder"], images, tx),
-      decoder=_init_state(spec.decoder(), keys["decoder"], codes, tx),
+      encoder=_init_state(spec.encoder(), keys["encoder"], images, optimizers.encoder),
+      decoder=_init_state(spec.decoder(), keys["decoder"], codes, optimizers.decoder),
       image_discriminator=_init_state(spec.image_discriminator(), keys["image_discriminator"],
-                                      images, tx),
+                                      images, optimizers.image_discriminator),
       code_discriminator=_init_state(spec.code_discriminator(), keys["code_discriminator"],
-                                     code_disc_inputs, tx),
+                                     code_disc_inputs, optimizers.code_discriminator),
       code_generator=code_generator,
       spec=spec)
 
@@ -85,16 +101,16 @@ def create_states(config: ml_collections.ConfigDict, key, sharding=None) -> Stat
   `sharding` (e.g. a replicated NamedSharding over a mesh) places every state array.
   """
   spec = ModelSpec.from_config(config)
-  return _jitted_init(spec, make_optimizer(config), sharding)(key)
+  return _jitted_init(spec, make_optimizers(config), sharding)(key)
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_init(spec: ModelSpec, tx: optax.GradientTransformation, sharding):
+def _jitted_init(spec: ModelSpec, optimizers: Optimizers, sharding):
   """Shape first (as big_vision does): `jax.eval_shape` gives every state's shape without
   computing anything, each array gets its sharding from it, and init is jitted with those
   `out_shardings`, so every device materialises only its own part of each array. Cached:
   equal settings share one trace and compilation."""
-  init = functools.partial(init_states, spec, tx)
+  init = functools.partial(init_states, spec, optimizers)
   shapes = jax.eval_shape(init, jax.random.key(0))
   return jax.jit(init, out_shardings=state_shardings(shapes, sharding),
                  compiler_options=_init_compiler_options(spec.cpu_fast_paths))

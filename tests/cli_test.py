@@ -1,7 +1,7 @@
 """The commands end an error we raise on purpose with its one line on stderr and exit code 1,
 no traceback (--verbose keeps it); their log drops the libraries' INFO chatter.
 
-The subprocess tests fail before anything compiles (each costs the imports, ~5-10 s)."""
+The subprocess tests fail before anything compiles (each costs the imports)."""
 
 import errno
 import logging
@@ -60,9 +60,14 @@ def _assert_one_line_error(result, *fragments: str) -> str:
 def test_train_with_a_bad_config_value_prints_one_line(tmp_path):
   result, _ = _command("lpaae_jax.main", f"--config={TEST_CONFIG}",
                        "--config.model.prior=learnt", f"--workdir={tmp_path / 'run'}",
-                       cwd=tmp_path)
+                       cwd=tmp_path, env=dict(os.environ, PYTHONPROFILEIMPORTTIME="1"))
+  lines = result.stderr.splitlines()
+  imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+  result.stderr = "\n".join(line for line in lines if not line.startswith("import time:"))
   _assert_one_line_error(result, "config.model.prior='learnt'", "learned, fixed")
   assert not (tmp_path / "run").exists()  # validated before the workdir is touched
+  assert "lpaae_jax.config_validation" in imported
+  assert "tensorflow" not in imported  # ... and before the training modules load TensorFlow
 
 
 def _closed_port() -> int:

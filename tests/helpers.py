@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from configs import test as test_config
 import lpaae_jax
-from lpaae_jax import train
+from lpaae_jax import config_validation, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("learned", "fixed")]
@@ -19,8 +19,7 @@ VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("le
 # minutes compiles with these options: the default fusion emitters, whose code runs ~2x
 # faster (measured: 300 width-8 iterations, 126 -> 61 s).
 RUN_FAST_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": True}
-NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
-            "code_generator")
+NETWORKS = config_validation.NETWORKS
 
 
 def apply_overrides(config, **overrides):

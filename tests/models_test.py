@@ -11,7 +11,7 @@ from configs import test as test_config
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax.models import ModelSpec
-from lpaae_jax.states import init_states, make_optimizer
+from lpaae_jax.states import init_states, make_optimizers
 
 
 def _mnist_batch_padded(batch=3):
@@ -71,7 +71,7 @@ def test_full_width_cifar10_parameter_counts(capsys):
   from configs import cifar10
   config = cifar10.get_config()
   spec = ModelSpec.from_config(config)
-  states = jax.eval_shape(lambda key: init_states(spec, make_optimizer(config), key),
+  states = jax.eval_shape(lambda key: init_states(spec, make_optimizers(config), key),
                           jax.random.key(0))
   counts = {name: sum(x.size for x in jax.tree_util.tree_leaves(getattr(states, name).params))
             for name in ("encoder", "decoder", "code_generator", "image_discriminator",
@@ -91,7 +91,7 @@ def test_full_width_cifar10_parameter_counts(capsys):
   supervised = cifar10.get_config("supervised")
   supervised.model.label_tie = "code_discriminator"
   supervised_states = jax.eval_shape(
-      lambda key: init_states(ModelSpec.from_config(supervised), make_optimizer(supervised),
+      lambda key: init_states(ModelSpec.from_config(supervised), make_optimizers(supervised),
                               key), jax.random.key(0))
   first_layer = supervised_states.code_discriminator.params["Dense_0"]["kernel"]
   assert first_layer.shape == (64 + 10, 1000)
@@ -175,10 +175,10 @@ def test_fast_paths_switch_keeps_every_parameter_and_the_decoders_function():
   assert spec_of("auto").cpu_fast_paths == (jax.default_backend() == "cpu")
   fast, plain = spec_of("cpu"), spec_of("xla")
   assert fast.cpu_fast_paths and not plain.cpu_fast_paths
-  tx = make_optimizer(test_config.get_config())
+  optimizers = make_optimizers(test_config.get_config())
 
   def parameter_table(spec):
-    shapes = jax.eval_shape(lambda key: init_states(spec, tx, key), jax.random.key(0))
+    shapes = jax.eval_shape(lambda key: init_states(spec, optimizers, key), jax.random.key(0))
     return [(jax.tree_util.keystr(path), leaf.shape, leaf.dtype)
             for path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]]
   table = parameter_table(fast)
@@ -213,3 +213,25 @@ def test_fast_paths_rejects_unknown_values():
   config.fast_paths = "gpu"
   with pytest.raises(ValueError, match="fast_paths.*auto, cpu, xla"):
     ModelSpec.from_config(config)
+
+
+def test_learning_rate_scales_set_each_networks_step_size():
+  """Adam's first step moves every parameter by its learning rate (the update is
+  lr * g / |g|), so each network's first update shows the rate it was given."""
+  config = test_config.get_config()
+  config.optim.learning_rate = 1e-3
+  config.optim.learning_rate_scales.image_discriminator = 0.25
+  config.optim.learning_rate_scales.code_generator = 2.0
+  optimizers = make_optimizers(config)
+  gradient = {"w": jnp.full((3,), -5.0)}
+  for network, expected in [("encoder", 1e-3), ("decoder", 1e-3), ("code_discriminator", 1e-3),
+                            ("image_discriminator", 2.5e-4), ("code_generator", 2e-3)]:
+    tx = getattr(optimizers, network)
+    update, _ = tx.update(gradient, tx.init(gradient))
+    np.testing.assert_allclose(update["w"], expected, rtol=1e-4, err_msg=network)
+  # Equal settings give the same optax objects (a TrainState's static `tx`), so a config
+  # with the scales at 1 compiles the same steps as one without the field.
+  plain = test_config.get_config()
+  without = test_config.get_config()
+  del without.optim["learning_rate_scales"]
+  assert make_optimizers(plain) == make_optimizers(without)

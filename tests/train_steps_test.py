@@ -132,6 +132,8 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("model.prior", "gaussian", "model.prior='gaussian'.*learned, fixed"),
     ("loss.gan_loss", "hinge", "loss.gan_loss='hinge'.*non_saturating, minimax"),
     ("optim.learning_rate", -1.0, "optim.learning_rate"),
+    ("optim.learning_rate_scales.image_discriminator", 0.0,
+     "optim.learning_rate_scales.image_discriminator=0.0.*> 0"),
     ("model.label_tie", "labels", "model.label_tie='labels'.*none, code_discriminator, q_real, both"),
     ("model.fixed_batch_norm", "frozen", "model.fixed_batch_norm='frozen'.*batch, running"),
     ("loss.feature_layers", (4,), r"loss.feature_layers=\(4,\).*1, 2, 3"),

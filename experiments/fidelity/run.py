@@ -52,6 +52,12 @@ def _recover_z(weight: float) -> dict:
           "loss.continuous_info_weight": weight}
 
 
+def _discriminators_lr(scale: float) -> dict:
+  """D_I (with its Q head) and D_C at `scale` times the generator side's learning rate."""
+  return {"optim.learning_rate_scales.image_discriminator": scale,
+          "optim.learning_rate_scales.code_discriminator": scale}
+
+
 VARIANTS = {
     "sup_before": ("supervised", {**_BEFORE, "model.label_tie": "none",
                                   "model.fixed_batch_norm": "running",
@@ -160,6 +166,16 @@ VARIANTS = {
                                       "columns)"),
     "unsup_s_scale_8_recover_z_0.5": ("unsupervised", _recover_z(0.5),
                                       "z recovered 25x as strongly"),
+    "unsup_discriminators_lr_0.5": ("unsupervised", _discriminators_lr(0.5),
+                                    "the discriminators (D_I with Q, D_C) at half the "
+                                    "generator side's rate (InfoGAN: D at 1/5 of G's): does "
+                                    "the slower D_I/Q let s settle on the classes?"),
+    "unsup_discriminators_lr_0.25": ("unsupervised", _discriminators_lr(0.25),
+                                     "the discriminators at a quarter of the rate"),
+    "unsup_code_generator_lr_2.5": ("unsupervised",
+                                    {"optim.learning_rate_scales.code_generator": 2.5},
+                                    "the code generator at InfoGAN's G rate (1e-3): does a "
+                                    "faster CG move its clusters onto the classes?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
