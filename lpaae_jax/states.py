@@ -74,8 +74,7 @@ def _init_state(module: nn.Module, key, example_input, tx) -> TrainState:
 
 def init_states(spec: ModelSpec, optimizers: Optimizers, key) -> States:
   """Initialises every network (traceable: `create_states` jits it, or eval_shape it)."""
-  keys = dict(zip(("encoder", "decoder", "image_discriminator", "code_discriminator",
-                   "code_generator"), jax.random.split(key, 5)))
+  keys = dict(zip(NETWORKS, jax.random.split(key, len(NETWORKS))))
   images = jnp.zeros((1,) + spec.image_shape, jnp.float32)
   codes = jnp.zeros((1, spec.code_dim), jnp.float32)
   code_disc_inputs = jnp.zeros((1, spec.code_discriminator_input_size), jnp.float32)

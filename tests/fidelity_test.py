@@ -16,12 +16,13 @@ from tests.helpers import RUN_FAST_COMPILER_OPTIONS, tiny_config
 # Hundreds of iterations of a width-8 model: running, not compiling, is this module's time.
 FULL_XLA_OPTIMIZATION = True
 
-STEPS = 300
-# configs/test.py grown to width 8, a 32-d code and batch 64, at 5x the default learning
-# rate: the smallest model and run measured to reconstruct clearly in 300 iterations
-# (width 4 with batch 16 stayed at the mean-image error).
+STEPS = 400
+# configs/test.py grown to width 8, a 32-d code and batch 32, at 5x the default learning
+# rate: the cheapest run measured to reconstruct clearly (width 4 with batch 16 stayed at
+# the mean-image error; batch 32 needs 400 iterations where batch 64 needed 300, at 2/3 of
+# the images and time). Measured: tied 0.83 / untied 0.12, reconstruction MSE 0.153 vs 0.210.
 SMALL_MODEL = {"model.width": 8, "model.code_dim": 32, "model.noise_dim": 32,
-               "batch_size": 64, "optim.learning_rate": 1e-3}
+               "batch_size": 32, "optim.learning_rate": 1e-3}
 
 
 def _train(real_data_dir, **overrides):

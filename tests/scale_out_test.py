@@ -216,8 +216,7 @@ def test_bfloat16_compute_tracks_float32():
   states32, history32 = _run("float32")
   states16, history16 = _run("bfloat16")
   assert states16.spec.compute_dtype == "bfloat16"
-  for network in ("encoder", "decoder", "image_discriminator", "code_discriminator",
-                  "code_generator"):
+  for network in NETWORKS:
     for leaf in jax.tree_util.tree_leaves(getattr(states16, network).params):
       assert leaf.dtype == np.float32, (network, leaf.dtype)
   worst = (0.0, None)
