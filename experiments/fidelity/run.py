@@ -40,8 +40,10 @@ from lpaae_jax import file_utils
 # ..."). The ablations before configs/mnist.py's learning rate became 4e-4 pin the 2e-4
 # they ran at, so that rerunning one reproduces its recorded row.
 _LR_2E4 = {"optim.learning_rate": 2e-4}
-# Likewise the unsupervised info weight before configs/mnist.py's became 3.
+# Likewise the unsupervised info weight before configs/mnist.py's became 3, and the fixed
+# prior's code adversary before it became 0.05 in none and unsupervised.
 _INFO_1 = {"loss.info_weight": 1.0}
+_ADV_CODE_01 = {"loss.adv_code_weight": 0.1}
 _LAYER_3 = {**_LR_2E4, "loss.feature_layers": (3,)}  # DESIGN's feature layer F alone
 _BEFORE = {"loss.adv_code_weight": 1.0, **_LAYER_3}  # the loss weights before this work
 
@@ -110,12 +112,13 @@ VARIANTS = {
     "unsup_lr_4e-4_info_5": ("unsupervised", {"optim.learning_rate": 4e-4,
                                               "loss.info_weight": 5.0},
                              "is a still stronger info term better?"),
-    "unsup_fixed_prior": ("unsupervised,fixed", {}, "the fixed prior at the current "
-                          "defaults, unsupervised"),
+    "unsup_fixed_prior": ("unsupervised,fixed", _ADV_CODE_01, "the fixed prior, unsupervised, "
+                          "at the defaults before its code adversary became 0.05"),
     "unsup_fixed_prior_adv_code_0.05": ("unsupervised,fixed", {"loss.adv_code_weight": 0.05},
                                         "the fixed prior's reconstructions (judge accuracy "
                                         "0.87-0.90): is the code adversary costing them?"),
-    "unsup_fixed_prior_pixel_1": ("unsupervised,fixed", {"loss.pixel_rec_weight": 1.0},
+    "unsup_fixed_prior_pixel_1": ("unsupervised,fixed", {**_ADV_CODE_01,
+                                                         "loss.pixel_rec_weight": 1.0},
                                   "the fixed prior's reconstructions: does a pixel term in "
                                   "L_rec keep the digit?"),
     "none_fixed_prior_adv_code_0.05": ("none,fixed", {"loss.adv_code_weight": 0.05},
@@ -172,6 +175,9 @@ VARIANTS = {
                                     "the slower D_I/Q let s settle on the classes?"),
     "unsup_discriminators_lr_0.25": ("unsupervised", _discriminators_lr(0.25),
                                      "the discriminators at a quarter of the rate"),
+    "unsup_discriminators_lr_2": ("unsupervised", _discriminators_lr(2.0),
+                                  "the discriminators at twice the rate (TTUR's direction; "
+                                  "slower ones lost clusters and FID)"),
     "unsup_code_generator_lr_2.5": ("unsupervised",
                                     {"optim.learning_rate_scales.code_generator": 2.5},
                                     "the code generator at InfoGAN's G rate (1e-3): does a "
@@ -179,7 +185,8 @@ VARIANTS = {
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
-    "none_fixed_prior": ("none,fixed", {}, "image generation, fixed prior, current defaults"),
+    "none_fixed_prior": ("none,fixed", _ADV_CODE_01, "image generation, fixed prior, at the "
+                         "defaults before its code adversary became 0.05"),
 }
 
 COLUMNS = (
