@@ -110,7 +110,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
            f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",
                 "loss.adv_rec_weight", "loss.info_weight", "loss.pixel_rec_weight",
-                "loss.real_cluster_weight", "loss.continuous_info_weight"):
+                "loss.real_cluster_weight", "loss.continuous_info_weight",
+                "loss.code_generator_adv_weight"):
     _non_negative(config, field)
   lr = config.optim.learning_rate
   _require(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,

@@ -46,6 +46,9 @@ class StepHyperparams:
   continuous_info_weight: float = 1.0  # the continuous codes' term, relative to info_weight
   # Unsupervised only (ours, beyond the paper): Q clusters real images (cluster_loss).
   real_cluster_weight: float = 0.0
+  # Learned prior only (ours, beyond the paper): the CG's codes towards the encoder's,
+  # judged by the fixed D_C in the prior phase.
+  code_generator_adv_weight: float = 0.0
   pixel_rec_weight: float = 0.0    # pixel MSE added to L_rec
   feature_layers: tuple[int, ...] = (3,)  # D_I conv layers (1-3) compared by L_rec
   gan_loss: str = "non_saturating"
@@ -64,6 +67,7 @@ class StepHyperparams:
                continuous_info_weight=float(loss.continuous_info_weight),
                real_cluster_weight=(float(loss.real_cluster_weight)
                                     if config.model.condition == "unsupervised" else 0.0),
+               code_generator_adv_weight=float(loss.code_generator_adv_weight),
                pixel_rec_weight=float(loss.pixel_rec_weight),
                feature_layers=tuple(int(layer) for layer in loss.feature_layers),
                gan_loss=loss.gan_loss,
@@ -228,6 +232,7 @@ def aae_phase_step(states: States, batch: dict[str, Any], key, *,
 class _Generated(NamedTuple):
   noise_images: jax.Array  # x_noise = dec(z_c)
   rec_images: jax.Array    # x_rec = dec(enc(x)), the encoder fixed
+  prior_codes: jax.Array   # z_c (CG's output; the fixed prior's sample)
 
 
 def _generate(generator_params, *, states: States, noise, s, codes):
@@ -246,7 +251,7 @@ def _generate(generator_params, *, states: States, noise, s, codes):
                                             decoder_stats, prior_codes)
   rec_images, decoder_stats = apply_train(decoder, generator_params["decoder"], decoder_stats,
                                           codes)
-  return _Generated(noise_images, rec_images), (code_gen_stats, decoder_stats)
+  return _Generated(noise_images, rec_images, prior_codes), (code_gen_stats, decoder_stats)
 
 
 class _InfoTargets(NamedTuple):
@@ -318,12 +323,17 @@ class _GeneratorAux(NamedTuple):
   noise_loss: jax.Array
   rec_loss: jax.Array
   info_loss: jax.Array
+  code_adv_loss: jax.Array  # the CG against the fixed D_C (0 unless weighted)
 
 
-def _generator_loss(generated: _Generated, image_disc: TrainState,
+def _generator_loss(generated: _Generated, image_disc: TrainState, code_disc: TrainState,
                     info_targets: _InfoTargets, hp: StepHyperparams, spec: ModelSpec):
   """The CG's and decoder's loss against D_I (batch statistics as in D_I's own pass; its
-  statistics updates are dropped), as a function of the generated images."""
+  statistics updates are dropped), as a function of the generated images and z_c.
+
+  With code_generator_adv_weight the CG also fools the fixed D_C the other way: its codes
+  judged as the encoder's (D_C's "real" side is the prior), so the prior moves towards the
+  encoder's codes as the encoder moves towards the prior."""
   (noise_logits, q_outputs, _), _ = apply_train(image_disc, image_disc.params,
                                                 image_disc.batch_stats, generated.noise_images)
   (rec_logits, _, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
@@ -333,7 +343,15 @@ def _generator_loss(generated: _Generated, image_disc: TrainState,
   info_loss = _info_term(spec, q_outputs, info_targets, hp)
   loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
           + hp.info_weight * info_loss)
-  return loss, _GeneratorAux(noise_loss, rec_loss, info_loss)
+  code_adv_loss = jnp.zeros(())
+  if hp.code_generator_adv_weight and spec.learned_prior:
+    code_logits = code_disc.apply_fn(
+        {"params": code_disc.params},
+        code_discriminator_inputs(spec, generated.prior_codes, info_targets.s))
+    # Negated logits: the CG's target is D_C's "encoder" side.
+    code_adv_loss = losses.generator_loss(-code_logits, hp.gan_loss)
+    loss = loss + hp.code_generator_adv_weight * code_adv_loss
+  return loss, _GeneratorAux(noise_loss, rec_loss, info_loss, code_adv_loss)
 
 
 def prior_phase_step(states: States, batch: dict[str, Any], key, *,
@@ -371,7 +389,8 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
 
   # 3. CG and decoder gradients against the updated D_I.
   (generator_loss, gen_aux), image_grads = jax.value_and_grad(
-      _generator_loss, has_aux=True)(generated, image_disc, info_targets, hp, spec)
+      _generator_loss, has_aux=True)(generated, image_disc, states.code_discriminator,
+                                     info_targets, hp, spec)
   (generator_grads,) = generate_vjp(image_grads)
 
   # 4. Apply.
@@ -399,6 +418,8 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
     metrics["prior/q_accuracy"] = jnp.mean(jnp.argmax(disc_aux.q_logits, -1) == s)
   if hp.real_cluster_weight:
     metrics["prior/q_real_cluster_loss"] = disc_aux.real_cluster_loss
+  if hp.code_generator_adv_weight and code_gen is not None:
+    metrics["prior/code_generator_adv_loss"] = gen_aux.code_adv_loss
   if real_targets is not None:
     metrics["prior/q_real_info_loss"] = disc_aux.real_info_loss
     metrics["prior/q_real_accuracy"] = jnp.mean(

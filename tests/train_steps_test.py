@@ -30,6 +30,7 @@ FIELD_CASES = [
     ("supervised", "learned", {"model.label_tie": "q_real", "loss.feature_layers": (3,),
                                "loss.pixel_rec_weight": 1.0}),
     ("unsupervised", "learned", {"loss.real_cluster_weight": 1.0,
+                                 "loss.code_generator_adv_weight": 0.5,
                                  "model.num_continuous_codes": 2,
                                  "loss.continuous_info_weight": 0.5,
                                  "model.code_generator_s_scale": 8.0,
@@ -105,17 +106,21 @@ def test_different_keys_give_different_samples():
   assert lpaae_jax.reconstruct(states, a).shape == a.shape
 
 
+def _with_dead_decoder(states):
+  """`states` with the decoder's output layer zeroed: dec(z) no longer depends on z."""
+  decoder_params = dict(states.decoder.params)
+  output_layer = max(name for name in decoder_params if name.startswith("Conv_"))
+  decoder_params[output_layer] = jax.tree_util.tree_map(jnp.zeros_like,
+                                                        decoder_params[output_layer])
+  return states.replace(decoder=states.decoder.replace(params=decoder_params))
+
+
 def test_code_generator_gradient_flows_only_through_the_decoder():
   """With the decoder's output layer zeroed, dec(z_c) no longer depends on z_c: the code
   generator must then get an exactly zero gradient (Adam leaves it bit-identical)."""
   config = tiny_config()
   prior_step = compiled_steps().prior_phase
-  states = lpaae_jax.create_states(config, jax.random.key(0))
-  decoder_params = dict(states.decoder.params)
-  output_layer = max(name for name in decoder_params if name.startswith("Conv_"))
-  decoder_params[output_layer] = jax.tree_util.tree_map(jnp.zeros_like,
-                                                        decoder_params[output_layer])
-  states = states.replace(decoder=states.decoder.replace(params=decoder_params))
+  states = _with_dead_decoder(lpaae_jax.create_states(config, jax.random.key(0)))
   before = to_host(states.code_generator.params)
   states, _ = prior_step(states, random_batch(), jax.random.key(1))
   assert leaves_equal(before, to_host(states.code_generator.params))
@@ -125,6 +130,21 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
   before = to_host(states.code_generator.params)
   states, _ = prior_step(states, random_batch(), jax.random.key(1))
   assert not leaves_equal(before, to_host(states.code_generator.params))
+
+
+def test_code_generator_adversary_moves_the_code_generator_through_the_fixed_code_discriminator():
+  """loss.code_generator_adv_weight: with the decoder's output layer zeroed the image terms
+  give the CG no gradient (test above), so only the D_C term can move it; D_C stays fixed."""
+  condition, prior, overrides = FIELD_CASES[-1]
+  assert overrides["loss.code_generator_adv_weight"] > 0
+  config = tiny_config(condition, prior, **overrides)
+  prior_step = compiled_steps(condition, prior, **overrides).prior_phase
+  states = _with_dead_decoder(lpaae_jax.create_states(config, jax.random.key(0)))
+  before = to_host(states)
+  states, metrics = prior_step(states, random_batch(), jax.random.key(1))
+  assert float(metrics["prior/code_generator_adv_loss"]) > 0
+  assert not leaves_equal(before.code_generator.params, to_host(states.code_generator.params))
+  assert leaves_equal(before.code_discriminator, to_host(states.code_discriminator))
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -148,6 +168,7 @@ def test_code_generator_gradient_flows_only_through_the_decoder():
     ("model.code_generator_s_scale_decay_steps", -1,
      "model.code_generator_s_scale_decay_steps=-1.*integer >= 0"),
     ("loss.continuous_info_weight", -1.0, "loss.continuous_info_weight=-1.0.*>= 0"),
+    ("loss.code_generator_adv_weight", -0.1, "loss.code_generator_adv_weight=-0.1.*>= 0"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):
