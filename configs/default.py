@@ -75,6 +75,16 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.loss.adv_noise_weight = 1.0    # CG and decoder: D_I(dec(z_c)) towards real
   config.loss.adv_rec_weight = 1.0      # decoder: D_I(dec(enc(x))) towards real
   config.loss.info_weight = 1.0
+  # ours: the info terms (both Q's and the generator's) weigh 0 before this prior-phase
+  # iteration, then rise linearly to info_weight over info_ramp_steps iterations (0, 0: the
+  # paper's constant weight), so that the categories form on digit-like images: at full
+  # weight from the start Q recovers s from 98% of the generated images by iteration 300,
+  # while they are still rough, grainy shapes (MNIST unsupervised, experiments/fidelity).
+  # Measured there (width 8, 4500 iterations, s scale 3, code adversary 0.3, seeds 0-4):
+  # start 1000, ramp 500 gave cluster accuracy 0.747 +- 0.104 against 0.776 +- 0.070 from
+  # the start; the partition is dealt again, not fixed, so it stays off.
+  config.loss.info_start_step = 0
+  config.loss.info_ramp_steps = 0
   # Unsupervised only, ours and beyond the paper (0 = the paper's losses): D_I's Q head
   # also clusters real images, confident per image and using every class equally (minus
   # their mutual information, as in RIM/CatGAN), so that the s it recovers from generated

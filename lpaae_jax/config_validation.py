@@ -106,6 +106,10 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   _require(isinstance(decay, int) and not isinstance(decay, bool) and decay >= 0,
            "model.code_generator_s_scale_decay_steps", decay,
            "must be an integer >= 0 (0: the scale stays constant)")
+  for field in ("loss.info_start_step", "loss.info_ramp_steps"):
+    value = _get(config, field)
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
+             value, "must be an integer >= 0 (both 0: info_weight from the first iteration)")
   _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
            f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",

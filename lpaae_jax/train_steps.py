@@ -44,6 +44,10 @@ class StepHyperparams:
   adv_rec_weight: float = 1.0      # decoder: D_I(dec(enc(x))) towards "real"
   info_weight: float = 1.0         # InfoGAN term (and Q on real images with the Q tie)
   continuous_info_weight: float = 1.0  # the continuous codes' term, relative to info_weight
+  # Ours: the info terms weigh 0 before prior-phase update `info_start_step`, then rise
+  # linearly to info_weight over `info_ramp_steps` updates (both 0: info_weight throughout).
+  info_start_step: int = 0
+  info_ramp_steps: int = 0
   # Unsupervised only (ours, beyond the paper): Q clusters real images (cluster_loss).
   real_cluster_weight: float = 0.0
   # Learned prior only (ours, beyond the paper): the CG's codes towards the encoder's,
@@ -65,6 +69,8 @@ class StepHyperparams:
                adv_rec_weight=float(loss.adv_rec_weight),
                info_weight=float(loss.info_weight),
                continuous_info_weight=float(loss.continuous_info_weight),
+               info_start_step=int(loss.info_start_step),
+               info_ramp_steps=int(loss.info_ramp_steps),
                real_cluster_weight=(float(loss.real_cluster_weight)
                                     if config.model.condition == "unsupervised" else 0.0),
                code_generator_adv_weight=float(loss.code_generator_adv_weight),
@@ -283,6 +289,15 @@ def _info_term(spec: ModelSpec, q_outputs, targets, hp: StepHyperparams):
   return loss
 
 
+def info_weight_at(hp: StepHyperparams, step):
+  """The info terms' weight at prior-phase update `step` (hp.info_start_step/ramp_steps)."""
+  if not (hp.info_start_step or hp.info_ramp_steps):
+    return hp.info_weight
+  if not hp.info_ramp_steps:
+    return jnp.where(step >= hp.info_start_step, hp.info_weight, 0.0)
+  return hp.info_weight * jnp.clip((step - hp.info_start_step) / hp.info_ramp_steps, 0.0, 1.0)
+
+
 class _ImageDiscAux(NamedTuple):
   batch_stats: Any
   gan_loss: jax.Array
@@ -297,8 +312,8 @@ class _ImageDiscAux(NamedTuple):
 
 
 def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated,
-                     info_targets: _InfoTargets, real_targets, hp: StepHyperparams,
-                     spec: ModelSpec):
+                     info_targets: _InfoTargets, real_targets, info_weight,
+                     hp: StepHyperparams, spec: ModelSpec):
   """D_I as a discriminator (real vs both kinds of generated images), plus Q recovering s
   (and the continuous codes) from x_noise and, with the Q tie, the label from real images."""
   stats = image_disc.batch_stats
@@ -309,7 +324,7 @@ def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generat
   gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
   info_loss = _info_term(spec, q_outputs, info_targets, hp)
   real_info_loss = _info_term(spec, q_real_outputs, _InfoTargets(real_targets, None), hp)
-  loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
+  loss = gan_loss + info_weight * (info_loss + real_info_loss)
   q_logits, q_real_logits = _q_logits(spec, q_outputs), _q_logits(spec, q_real_outputs)
   real_cluster_loss = jnp.zeros(())
   if hp.real_cluster_weight:
@@ -327,7 +342,8 @@ class _GeneratorAux(NamedTuple):
 
 
 def _generator_loss(generated: _Generated, image_disc: TrainState, code_disc: TrainState,
-                    info_targets: _InfoTargets, hp: StepHyperparams, spec: ModelSpec):
+                    info_targets: _InfoTargets, info_weight, hp: StepHyperparams,
+                    spec: ModelSpec):
   """The CG's and decoder's loss against D_I (batch statistics as in D_I's own pass; its
   statistics updates are dropped), as a function of the generated images and z_c.
 
@@ -342,7 +358,7 @@ def _generator_loss(generated: _Generated, image_disc: TrainState, code_disc: Tr
   rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
   info_loss = _info_term(spec, q_outputs, info_targets, hp)
   loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
-          + hp.info_weight * info_loss)
+          + info_weight * info_loss)
   code_adv_loss = jnp.zeros(())
   if hp.code_generator_adv_weight and spec.learned_prior:
     code_logits = code_disc.apply_fn(
@@ -380,17 +396,18 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
   # 2. Update the image discriminator (+ Q).
   info_targets = _info_targets(spec, noise, s)
   real_targets = labels if spec.q_on_real_images else None
+  info_weight = info_weight_at(hp, states.image_discriminator.step)
   (image_disc_loss, disc_aux), image_disc_grads = jax.value_and_grad(
       _image_disc_loss, has_aux=True)(states.image_discriminator.params,
                                       states.image_discriminator, images, generated,
-                                      info_targets, real_targets, hp, spec)
+                                      info_targets, real_targets, info_weight, hp, spec)
   image_disc = states.image_discriminator.apply_gradients(grads=image_disc_grads,
                                                           batch_stats=disc_aux.batch_stats)
 
   # 3. CG and decoder gradients against the updated D_I.
   (generator_loss, gen_aux), image_grads = jax.value_and_grad(
       _generator_loss, has_aux=True)(generated, image_disc, states.code_discriminator,
-                                     info_targets, hp, spec)
+                                     info_targets, info_weight, hp, spec)
   (generator_grads,) = generate_vjp(image_grads)
 
   # 4. Apply.
@@ -416,6 +433,8 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
   }
   if s is not None:
     metrics["prior/q_accuracy"] = jnp.mean(jnp.argmax(disc_aux.q_logits, -1) == s)
+  if hp.info_start_step or hp.info_ramp_steps:
+    metrics["prior/info_weight"] = jnp.asarray(info_weight, jnp.float32)
   if hp.real_cluster_weight:
     metrics["prior/q_real_cluster_loss"] = disc_aux.real_cluster_loss
   if hp.code_generator_adv_weight and code_gen is not None:

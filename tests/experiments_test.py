@@ -290,3 +290,26 @@ def test_study_keeps_runs_its_results_record_when_the_workdir_is_gone(tmp_path):
   assert "supervised_fixed_seed0" in not_run.split(", ")
   assert "supervised_learned_seed0" not in not_run.split(", ")
   assert (results / "supervised_learned_samples_grid.png").exists()
+
+
+def test_category_confusion_counts_each_category_and_agrees_with_the_cluster_accuracy(
+    trained_judge_dir):
+  import jax  # pylint: disable=g-import-not-at-top
+  from scipy import optimize  # pylint: disable=g-import-not-at-top
+
+  import lpaae_jax  # pylint: disable=g-import-not-at-top
+  from experiments.fidelity import category_confusion  # pylint: disable=g-import-not-at-top
+  from lpaae_jax.evaluation import judge  # pylint: disable=g-import-not-at-top
+  config = tiny_config("unsupervised", **{"eval.recalibrate_bn_batches": 0})
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  counts, accuracy = category_confusion.category_table(
+      config, states, judge.load_judge(trained_judge_dir, dataset="mnist"), 100)
+  assert counts.shape == (10, 10)
+  np.testing.assert_array_equal(counts.sum(axis=1), 10)  # one row per s, s balanced
+  rows, columns = optimize.linear_sum_assignment(-counts)
+  assert accuracy == pytest.approx(counts[rows, columns].sum() / 100)
+
+  table = category_confusion.markdown("run", 7, counts, accuracy).splitlines()
+  assert table[0] == f"### run, step 7: cluster accuracy {accuracy:.3f}"
+  for s, line in enumerate(table[4:]):
+    assert [int(cell) for cell in line.strip("|").split("|")] == [s, *counts[s]]

@@ -34,7 +34,8 @@ FIELD_CASES = [
                                  "model.num_continuous_codes": 2,
                                  "loss.continuous_info_weight": 0.5,
                                  "model.code_generator_s_scale": 8.0,
-                                 "model.code_generator_s_scale_decay_steps": 3}),
+                                 "model.code_generator_s_scale_decay_steps": 3,
+                                 "loss.info_start_step": 1, "loss.info_ramp_steps": 2}),
 ]
 
 
@@ -147,6 +148,40 @@ def test_code_generator_adversary_moves_the_code_generator_through_the_fixed_cod
   assert leaves_equal(before.code_discriminator, to_host(states.code_discriminator))
 
 
+def test_info_weight_schedule_is_zero_before_its_start_then_ramps_to_the_info_weight():
+  hp = train_steps.StepHyperparams(info_weight=3.0)
+  assert train_steps.info_weight_at(hp, jnp.asarray(0)) == 3.0  # no schedule: constant
+  step_hp = train_steps.StepHyperparams(info_weight=3.0, info_start_step=5)
+  np.testing.assert_allclose([train_steps.info_weight_at(step_hp, jnp.asarray(t))
+                              for t in (0, 4, 5, 100)], [0, 0, 3, 3])
+  ramp_hp = train_steps.StepHyperparams(info_weight=3.0, info_start_step=5, info_ramp_steps=4)
+  np.testing.assert_allclose([train_steps.info_weight_at(ramp_hp, jnp.asarray(t))
+                              for t in (0, 5, 6, 8, 9, 100)], [0, 0, 0.75, 2.25, 3, 3])
+
+  # In the compiled prior step the clock is D_I's update count: start 1, ramp 2.
+  condition, prior, overrides = FIELD_CASES[-1]
+  config = tiny_config(condition, prior, **overrides)
+  prior_step = compiled_steps(condition, prior, **overrides).prior_phase
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  weights = []
+  for t in range(4):
+    states, metrics = prior_step(states, random_batch(), jax.random.key(t))
+    weights.append(float(metrics["prior/info_weight"]))
+  np.testing.assert_allclose(weights, np.array([0, 0, 0.5, 1]) * config.loss.info_weight)
+
+
+@pytest.mark.parametrize("info_start_step,q_moves", [(0, True), (2, False)])
+def test_info_terms_are_off_before_their_start(info_start_step, q_moves):
+  """Unsupervised, Q's head learns only from the info term: off, Adam leaves it bit-identical."""
+  overrides = {"loss.info_start_step": info_start_step} if info_start_step else {}
+  config = tiny_config("unsupervised", "learned", **overrides)
+  prior_step = compiled_steps("unsupervised", "learned", **overrides).prior_phase
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  before = to_host(states.image_discriminator.params["Q"])
+  states, _ = prior_step(states, random_batch(), jax.random.key(1))
+  assert leaves_equal(before, to_host(states.image_discriminator.params["Q"])) != q_moves
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("model.condition", "semi", "model.condition='semi'.*none, supervised, unsupervised"),
     ("model.prior", "gaussian", "model.prior='gaussian'.*learned, fixed"),
@@ -169,6 +204,8 @@ def test_code_generator_adversary_moves_the_code_generator_through_the_fixed_cod
      "model.code_generator_s_scale_decay_steps=-1.*integer >= 0"),
     ("loss.continuous_info_weight", -1.0, "loss.continuous_info_weight=-1.0.*>= 0"),
     ("loss.code_generator_adv_weight", -0.1, "loss.code_generator_adv_weight=-0.1.*>= 0"),
+    ("loss.info_start_step", -1, "loss.info_start_step=-1.*integer >= 0"),
+    ("loss.info_ramp_steps", -3, "loss.info_ramp_steps=-3.*integer >= 0"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):

@@ -17,15 +17,11 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
-import jax
-import numpy as np
 
-import lpaae_jax
+from experiments.fidelity import category_confusion
 from lpaae_jax import checkpointing
-from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 from lpaae_jax import provenance
-from lpaae_jax.evaluation import disentanglement
 from lpaae_jax.evaluation import judge
 
 flags.DEFINE_string("judge", None, "The MNIST judge classifier's directory.")
@@ -35,11 +31,7 @@ flags.mark_flags_as_required(["judge"])
 
 
 def cluster_accuracy_at(config, states, judge_model, num_samples: int) -> float:
-  states = evaluate.recalibrated(config, states)
-  s = disentanglement.balanced_conditions(num_samples, config.model.num_classes)
-  samples = np.asarray(lpaae_jax.sample(states, jax.random.key(5), num_samples, s=s))
-  return disentanglement.cluster_accuracy(judge.judge_predict(judge_model, samples), s,
-                                          config.model.num_classes)
+  return category_confusion.category_table(config, states, judge_model, num_samples)[1]
 
 
 def main(argv):

@@ -214,6 +214,13 @@ VARIANTS = {
                                                       "loss.adv_code_weight": 0.3},
                                      "the 0.3 pair with s weighted a little more (3 -> 4; "
                                      "5 alone made the columns less varied)"),
+    "unsup_s_scale_3_adv_code_0.3_info_from_1000": ("unsupervised", {
+        "model.code_generator_s_scale": 3.0, "loss.adv_code_weight": 0.3,
+        "loss.info_start_step": 1000, "loss.info_ramp_steps": 500},
+        "the 0.3 pair with the info terms off for 1000 iterations, then ramped up over 500: "
+        "at full weight from the start Q tells the categories apart by iteration 300, while "
+        "the samples are rough shapes, and the noise decides the digit within look-alike groups "
+        "(4/7/9, 3/5/8); do categories formed on digit-like images name the digits?"),
     "none_defaults": ("none", _LR_2E4, "the defaults, image generation"),
     "none_lr_4e-4": ("none", {"optim.learning_rate": 4e-4},
                      "image generation at the current defaults"),
