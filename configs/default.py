@@ -85,6 +85,13 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # the start; the partition is dealt again, not fixed, so it stays off.
   config.loss.info_start_step = 0
   config.loss.info_ramp_steps = 0
+  # ours, beyond the paper: "affine" -> both info terms read s (and any continuous codes)
+  # from a randomly rotated (+-15 deg), scaled (+-10%) and shifted (+-2 px) copy of each
+  # generated image, resampled on a black (-1) background (lpaae_jax/augment.py), so that
+  # a category cannot be a slant or size style; "none": the paper's term on x_noise itself.
+  # configs/mnist.py's unsupervised learned prior uses "affine" (measured there); other
+  # datasets and settings are unmeasured.
+  config.loss.info_augmentation = "none"
   # Unsupervised only, ours and beyond the paper (0 = the paper's losses): D_I's Q head
   # also clusters real images, confident per image and using every class equally (minus
   # their mutual information, as in RIM/CatGAN), so that the s it recovers from generated

@@ -18,6 +18,7 @@ ON_NONFINITE = ("stop", "skip")
 CHANNELS = (1, 3)
 LABEL_TIES = ("none", "code_discriminator", "q_real", "both")
 FIXED_BATCH_NORMS = ("batch", "running")
+INFO_AUGMENTATIONS = ("none", "affine")  # lpaae_jax/augment.py
 FEATURE_LAYERS = (1, 2, 3)
 NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
             "code_generator")
@@ -110,6 +111,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     value = _get(config, field)
     _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
              value, "must be an integer >= 0 (both 0: info_weight from the first iteration)")
+  _require(config.loss.info_augmentation in INFO_AUGMENTATIONS, "loss.info_augmentation",
+           config.loss.info_augmentation, f"allowed: {', '.join(INFO_AUGMENTATIONS)}")
   _require(config.on_nonfinite in ON_NONFINITE, "on_nonfinite", config.on_nonfinite,
            f"allowed: {', '.join(ON_NONFINITE)}")
   for field in ("loss.rec_weight_decoder", "loss.adv_code_weight", "loss.adv_noise_weight",

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec
 
-from lpaae_jax import losses
+from lpaae_jax import augment, losses
 from lpaae_jax.forward import (apply_fixed, apply_train, code_discriminator_inputs,
                                code_generator_step, prior_input_vector, sample_prior_inputs)
 from lpaae_jax.models import ModelSpec
@@ -48,6 +48,9 @@ class StepHyperparams:
   # linearly to info_weight over `info_ramp_steps` updates (both 0: info_weight throughout).
   info_start_step: int = 0
   info_ramp_steps: int = 0
+  # Ours, beyond the paper: "affine" -> Q reads the codes from a randomly rotated, scaled and
+  # shifted copy of x_noise, in both info terms (lpaae_jax/augment.py).
+  info_augmentation: str = "none"
   # Unsupervised only (ours, beyond the paper): Q clusters real images (cluster_loss).
   real_cluster_weight: float = 0.0
   # Learned prior only (ours, beyond the paper): the CG's codes towards the encoder's,
@@ -71,6 +74,7 @@ class StepHyperparams:
                continuous_info_weight=float(loss.continuous_info_weight),
                info_start_step=int(loss.info_start_step),
                info_ramp_steps=int(loss.info_ramp_steps),
+               info_augmentation=str(loss.info_augmentation),
                real_cluster_weight=(float(loss.real_cluster_weight)
                                     if config.model.condition == "unsupervised" else 0.0),
                code_generator_adv_weight=float(loss.code_generator_adv_weight),
@@ -313,7 +317,7 @@ class _ImageDiscAux(NamedTuple):
 
 def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated,
                      info_targets: _InfoTargets, real_targets, info_weight,
-                     hp: StepHyperparams, spec: ModelSpec):
+                     hp: StepHyperparams, spec: ModelSpec, augment_key=None):
   """D_I as a discriminator (real vs both kinds of generated images), plus Q recovering s
   (and the continuous codes) from x_noise and, with the Q tie, the label from real images."""
   stats = image_disc.batch_stats
@@ -321,6 +325,9 @@ def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generat
   (noise_logits, q_outputs, _), stats = apply_train(image_disc, params, stats,
                                                     generated.noise_images)
   (rec_logits, _, _), stats = apply_train(image_disc, params, stats, generated.rec_images)
+  if augment_key is not None:  # Q on the augmented copy (its statistics updates dropped)
+    (_, q_outputs, _), _ = apply_train(image_disc, params, stats,
+                                       augment.random_affine(augment_key, generated.noise_images))
   gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
   info_loss = _info_term(spec, q_outputs, info_targets, hp)
   real_info_loss = _info_term(spec, q_real_outputs, _InfoTargets(real_targets, None), hp)
@@ -343,7 +350,7 @@ class _GeneratorAux(NamedTuple):
 
 def _generator_loss(generated: _Generated, image_disc: TrainState, code_disc: TrainState,
                     info_targets: _InfoTargets, info_weight, hp: StepHyperparams,
-                    spec: ModelSpec):
+                    spec: ModelSpec, augment_key=None):
   """The CG's and decoder's loss against D_I (batch statistics as in D_I's own pass; its
   statistics updates are dropped), as a function of the generated images and z_c.
 
@@ -356,6 +363,9 @@ def _generator_loss(generated: _Generated, image_disc: TrainState, code_disc: Tr
                                       generated.rec_images)
   noise_loss = losses.generator_loss(noise_logits, hp.gan_loss)
   rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
+  if augment_key is not None:  # the same copy as in D_I's loss (same key)
+    (_, q_outputs, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
+                                       augment.random_affine(augment_key, generated.noise_images))
   info_loss = _info_term(spec, q_outputs, info_targets, hp)
   loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
           + info_weight * info_loss)
@@ -397,17 +407,20 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
   info_targets = _info_targets(spec, noise, s)
   real_targets = labels if spec.q_on_real_images else None
   info_weight = info_weight_at(hp, states.image_discriminator.step)
+  # fold_in leaves the prior inputs' draws (from `key`) as they are without augmentation.
+  augment_key = (jax.random.fold_in(key, 1) if hp.info_augmentation != "none" else None)
   (image_disc_loss, disc_aux), image_disc_grads = jax.value_and_grad(
       _image_disc_loss, has_aux=True)(states.image_discriminator.params,
                                       states.image_discriminator, images, generated,
-                                      info_targets, real_targets, info_weight, hp, spec)
+                                      info_targets, real_targets, info_weight, hp, spec,
+                                      augment_key)
   image_disc = states.image_discriminator.apply_gradients(grads=image_disc_grads,
                                                           batch_stats=disc_aux.batch_stats)
 
   # 3. CG and decoder gradients against the updated D_I.
   (generator_loss, gen_aux), image_grads = jax.value_and_grad(
       _generator_loss, has_aux=True)(generated, image_disc, states.code_discriminator,
-                                     info_targets, info_weight, hp, spec)
+                                     info_targets, info_weight, hp, spec, augment_key)
   (generator_grads,) = generate_vjp(image_grads)
 
   # 4. Apply.

@@ -35,7 +35,8 @@ FIELD_CASES = [
                                  "loss.continuous_info_weight": 0.5,
                                  "model.code_generator_s_scale": 8.0,
                                  "model.code_generator_s_scale_decay_steps": 3,
-                                 "loss.info_start_step": 1, "loss.info_ramp_steps": 2}),
+                                 "loss.info_start_step": 1, "loss.info_ramp_steps": 2,
+                                 "loss.info_augmentation": "affine"}),
 ]
 
 
@@ -182,6 +183,23 @@ def test_info_terms_are_off_before_their_start(info_start_step, q_moves):
   assert leaves_equal(before, to_host(states.image_discriminator.params["Q"])) != q_moves
 
 
+def test_info_augmentation_changes_only_what_q_reads():
+  """loss.info_augmentation='affine': the same draws of z and s (so the same x_noise and D_I's
+  GAN term), but Q's info terms are taken on the transformed copy. (The generator's terms
+  differ either way: they are taken against the D_I each update left.)"""
+  metrics = {}
+  for augmentation in ("none", "affine"):
+    overrides = {"loss.info_augmentation": augmentation} if augmentation != "none" else {}
+    prior_step = compiled_steps("unsupervised", "learned", **overrides).prior_phase
+    states = lpaae_jax.create_states(tiny_config("unsupervised", "learned"),
+                                     jax.random.key(0))  # the step donates its states
+    metrics[augmentation] = prior_step(states, random_batch(), jax.random.key(1))[1]
+  for name in ("prior/image_disc_gan_loss", "prior/p_image_noise", "prior/p_image_rec"):
+    np.testing.assert_allclose(metrics["affine"][name], metrics["none"][name], rtol=1e-6)
+  for name in ("prior/disc_info_loss", "prior/generator_info_loss"):
+    assert abs(float(metrics["affine"][name]) - float(metrics["none"][name])) > 1e-4
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("model.condition", "semi", "model.condition='semi'.*none, supervised, unsupervised"),
     ("model.prior", "gaussian", "model.prior='gaussian'.*learned, fixed"),
@@ -206,6 +224,7 @@ def test_info_terms_are_off_before_their_start(info_start_step, q_moves):
     ("loss.code_generator_adv_weight", -0.1, "loss.code_generator_adv_weight=-0.1.*>= 0"),
     ("loss.info_start_step", -1, "loss.info_start_step=-1.*integer >= 0"),
     ("loss.info_ramp_steps", -3, "loss.info_ramp_steps=-3.*integer >= 0"),
+    ("loss.info_augmentation", "rotate", "loss.info_augmentation='rotate'.*none, affine"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):
