@@ -40,10 +40,11 @@ def get_config(variant=None):
     config.loss.info_augmentation = "affine"
   if config.model.prior == "fixed" and config.model.condition != "supervised":
     # ours: without labels the fixed prior's code adversary at half the learned prior's
-    # former weight (now 0.1 in none, 0.3 unsupervised). Measured at width 8, 3000 iterations, seeds 0-2 (experiments/mnist_cpu_study):
+    # 0.1. Measured at width 8, 3000 iterations, seeds 0-2 (experiments/mnist_cpu_study):
     # at 0.1 its reconstructions lose the digit (judge accuracy 0.893 unsupervised, 0.899
     # none), at 0.05 they keep it (0.921, 0.917), judge FID 95 -> 107 and 84 -> 89. The
-    # learned prior keeps 0.1 (at 0.05 its clusters fell 0.73 -> 0.65, experiments/fidelity);
+    # learned prior keeps 0.1 in none (0.3 unsupervised, above; at 0.05 its unsupervised
+    # clusters fell 0.73 -> 0.65, experiments/fidelity);
     # supervised, the fixed prior's reconstructions reach 0.91 at 0.1.
     config.loss.adv_code_weight = 0.05
   return config

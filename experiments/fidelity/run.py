@@ -248,16 +248,15 @@ VARIANTS = {
 }
 
 # configs/mnist.py's unsupervised learned prior took its current defaults (s scale 3, code
-# adversary 0.3, info weight 0.5 on affine copies) after every variant above had run: they pin
-# the defaults they ran at, so that rerunning one reproduces its recorded row.
+# adversary 0.3, info weight 0.5 on affine copies) after the variants above had run: every
+# unsupervised variant pins the defaults before, so that rerunning one reproduces its recorded
+# row (the three augmentation variants set each pinned field they change themselves).
 _UNSUP_BEFORE_AUGMENTATION = {"model.code_generator_s_scale": 1.0,
                               "loss.adv_code_weight": 0.1, "loss.info_weight": 3.0,
                               "loss.info_augmentation": "none"}
 VARIANTS = {name: (setting, {**_UNSUP_BEFORE_AUGMENTATION, **overrides}
                    if setting == "unsupervised" else overrides, why)
             for name, (setting, overrides, why) in VARIANTS.items()}
-
-# (A variant added after this change is relative to the current defaults: add it here.)
 
 COLUMNS = (
     ("conditional_accuracy", "cond. acc.", 3),
