@@ -74,6 +74,10 @@ def finished_run(config: ml_collections.ConfigDict, workdir: str) -> Optional[di
 PATH_FIELDS = frozenset({"data_dir", "eval.inception_weights", "eval.judge_path",
                          "eval.stats_cache_dir"})
 
+# How a run executes, not what it trains: iterations fused into one compiled call train the
+# same model up to float reassociation.
+EXECUTION_FIELDS = frozenset({"steps_per_jit"})
+
 
 def _added_since(made_by: dict, config: ml_collections.ConfigDict, field: str) -> bool:
   """Whether `field` is one the code that made the record did not have yet, left at
@@ -95,12 +99,13 @@ def recorded_run(record: Optional[dict], config: ml_collections.ConfigDict
                  ) -> Optional[dict[str, Any]]:
   """`record` (a committed results.json's entry of one run) if it holds the evaluation of
   what `config` trains: at its last step, with the same config up to paths and to fields
-  added since at their defaults. None otherwise."""
+  added since at their defaults, at any steps_per_jit. None otherwise."""
   metrics = (record or {}).get("metrics", {})
   made_by = metrics.get("provenance", {}).get("config")
   if made_by is None or metrics.get("step") != config.num_train_steps:
     return None
-  differences = set(provenance.recorded_differences(made_by, config)) - PATH_FIELDS
+  differences = (set(provenance.recorded_differences(made_by, config)) - PATH_FIELDS
+                 - EXECUTION_FIELDS)
   return record if all(_added_since(made_by, config, field) for field in differences) else None
 
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+from absl import app
 import numpy as np
 import pytest
 from flax import traverse_util
@@ -253,7 +254,8 @@ def test_study_report_covers_every_finished_run_without_training(tmp_path):
   run_utils.write_json(str(unfinished / "eval" / "metrics.json"), {"step": 3})
   run_utils.write_json(str(unfinished / run_utils.RUN_INFO), {"train_seconds": 1.0})
   subprocess.run([sys.executable, "-m", "experiments.mnist_cpu_study.run", "--report_only",
-                  f"--workdir={workdir}", f"--results={results}", "--steps=7", "--seeds=0,1"],
+                  f"--workdir={workdir}", f"--results={results}", "--steps=7", "--seeds=0,1",
+                  "--setting_steps=unsupervised:7"],
                  cwd=ROOT, check=True, capture_output=True, timeout=300)
   assert sorted(p.name for p in unfinished.iterdir()) == ["eval", run_utils.RUN_INFO]
   report = (results / "results.md").read_text()
@@ -272,8 +274,10 @@ def test_study_keeps_runs_its_results_record_when_the_workdir_is_gone(tmp_path):
   config the study would train now stays in the table (not trained again); one recorded
   without its config does not."""
   workdir, results = tmp_path / "study", tmp_path / "results"
+  # Recorded at steps_per_jit 1, read back by a command at 4 (its default): the same training.
   config = study.study_config("supervised", "learned", 0, steps=7, width=8, num_samples=5000,
-                              judge_path=str(workdir / "judge"), data_dir=None)
+                              judge_path=str(workdir / "judge"), data_dir=None,
+                              steps_per_jit=1)
   made_by = json.loads(provenance.config_to_json(config))["config"]
   _study_workdir(workdir, {("supervised", "learned", 0): {"conditional_accuracy": 0.9,
                                                           "provenance": {"config": made_by}},
@@ -290,6 +294,23 @@ def test_study_keeps_runs_its_results_record_when_the_workdir_is_gone(tmp_path):
   assert "supervised_fixed_seed0" in not_run.split(", ")
   assert "supervised_learned_seed0" not in not_run.split(", ")
   assert (results / "supervised_learned_samples_grid.png").exists()
+  # A setting trained for more iterations than the record is not the recorded run.
+  longer = [*command, "--setting_steps=supervised:8"]
+  subprocess.run(longer, cwd=ROOT, check=True, capture_output=True, timeout=300)
+  not_run = (results / "results.md").read_text().split(
+      "Not run yet (the same command trains them): ")[1].split(".\n")[0]
+  assert "supervised_learned_seed0" in not_run.split(", ")
+  assert "iterations: none 7, supervised 8, unsupervised 7;" in (
+      results / "results.md").read_text()
+
+
+def test_study_setting_steps_override_steps_per_setting_and_reject_bad_values():
+  assert study.parse_setting_steps(["unsupervised:4500"], 3000) == {
+      "none": 3000, "supervised": 3000, "unsupervised": 4500}
+  assert study.parse_setting_steps([], 7) == dict.fromkeys(study.SETTINGS, 7)
+  for bad in ("unsupervised", "unsupervised:0", "cluster:4500", "unsupervised:4e3"):
+    with pytest.raises(app.UsageError, match="--setting_steps=.*setting:iterations"):
+      study.parse_setting_steps([bad], 3000)
 
 
 def test_category_confusion_counts_each_category_and_agrees_with_the_cluster_accuracy(
