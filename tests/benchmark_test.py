@@ -133,3 +133,15 @@ def test_flops_of_survives_missing_cost_analysis():
       raise NotImplementedError
 
   assert benchmark.flops_of(NoAnalysis()) is None
+
+
+def test_conv_formulations_compute_xlas_convolution():
+  # The matmul forms experiments/benchmark/conv_formulations.py times against XLA's conv.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from experiments.benchmark import conv_formulations  # pylint: disable=g-import-not-at-top
+  key_x, key_w = jax.random.split(jax.random.key(0))
+  x, w = jax.random.normal(key_x, (2, 6, 6, 4)), jax.random.normal(key_w, (3, 3, 4, 5))
+  expected = conv_formulations.xla_conv(x, w)
+  for formulation in (conv_formulations.per_tap_conv, conv_formulations.row_tap_conv):
+    np.testing.assert_allclose(formulation(x, w), expected, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(conv_formulations.per_tap_conv(x, w[::-1]), expected, atol=1e-3)
