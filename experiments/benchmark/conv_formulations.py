@@ -5,11 +5,10 @@ r"""XLA's 3x3 convolutions alone, against matmul formulations of the same forwar
 For the CIFAR-10 networks' 3x3, stride-1 layer shapes at full width (batch 64), times XLA's
 forward, input gradient and kernel gradient (`lax.conv_general_dilated` and its VJPs), and
 two forwards that issue #13 suggested might beat it on CPU: nine per-tap matmuls over shifted
-views, and three row-tap matmuls over the horizontal taps concatenated (K = 3 Cin). Each
-formulation is checked against XLA's output before it is timed. Median of --repeats calls.
+views, and three row-tap matmuls over the horizontal taps concatenated (K = 3 Cin). (The one
+im2col matmul is kernel_gradients.py's last column.) Each formulation is checked against
+XLA's output before it is timed. Median of --repeats calls.
 """
-
-import time
 
 from absl import app
 from absl import flags
@@ -18,6 +17,9 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.benchmark.kernel_gradients import median_seconds
+from experiments.benchmark.kernel_gradients import NHWC
+
 _REPEATS = flags.DEFINE_integer("repeats", 8, "Timed calls per entry (after one warm-up).")
 # (spatial size, input channels, output channels): the 3x3 convs of the width-64 networks.
 SHAPES = ((32, 64, 64), (16, 128, 128), (8, 256, 256))
@@ -25,8 +27,7 @@ BATCH = 64
 
 
 def xla_conv(x, w):
-  return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
 
 
 def per_tap_conv(x, w):
@@ -47,13 +48,7 @@ def row_tap_conv(x, w):
 
 
 def median_ms(function, *args) -> float:
-  jax.block_until_ready(function(*args))
-  times = []
-  for _ in range(_REPEATS.value):
-    start = time.perf_counter()
-    jax.block_until_ready(function(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times)) * 1e3
+  return median_seconds(function, *args, repeats=_REPEATS.value) * 1e3
 
 
 def main(argv):
