@@ -50,6 +50,7 @@ from ml_collections import config_flags
 import lpaae_jax
 from lpaae_jax import cli
 from lpaae_jax import config_validation
+from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train
 from lpaae_jax import train_steps
@@ -316,6 +317,10 @@ def environment(config: ml_collections.ConfigDict) -> dict[str, Any]:
       "dataset": config.dataset, "condition": config.model.condition,
       "prior": config.model.prior, "width": config.model.width,
       "batch_size": config.batch_size, "compute_dtype": config.compute_dtype,
+      "fast_paths": config.fast_paths,
+      # What the steps compile with (models.compiler_options: the CPU fast paths').
+      "compiler_options": dict(models.compiler_options(
+          models.cpu_fast_paths(config.fast_paths))),
   }
 
 
@@ -400,6 +405,7 @@ def format_table(results: dict[str, Any]) -> str:
       f"batch {env['batch_size']}, compute_dtype {env['compute_dtype']}, steps_per_jit "
       f"{results['steps_per_jit']}; median of {results['repeats']} after "
       f"{results['warmup']} warm-up",
+      f"fast_paths {env['fast_paths']}, compiler options {env['compiler_options'] or 'none'}",
       "",
       f"{'phase':<10}{'ms':>11}{'images/s':>11}{'compile s':>11}{'GFLOP':>10}"
       f"{'GFLOP/s':>10}{'roofline':>10}",

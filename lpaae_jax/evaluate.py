@@ -218,9 +218,10 @@ class FeatureMoments:
 
 
 @functools.lru_cache(maxsize=2)
-def _inception_fn_cached(weights_path: str, batch_size: int):
+def _inception_fn_cached(weights_path: str, batch_size: int, compiler_options=()):
   variables = inception.load_inception_variables(weights_path)
-  return inception.make_inception_fn(variables, batch_size), "fc" in variables["params"]
+  return (inception.make_inception_fn(variables, batch_size, compiler_options=compiler_options),
+          "fc" in variables["params"])
 
 
 # With the CPU fast paths, InceptionV3 runs on this many images at a time: on XLA:CPU a
@@ -243,7 +244,9 @@ def load_inception_fn(config: ml_collections.ConfigDict):
   """-> (fn(images) -> {"pool3", "logits" | None}, has_logits, weights path); cached."""
   weights_path = os.path.abspath(inception.resolve_inception_weights(
       config.eval.get("inception_weights")))
-  fn, has_logits = _inception_fn_cached(weights_path, inception_batch_size(config))
+  fn, has_logits = _inception_fn_cached(
+      weights_path, inception_batch_size(config),
+      models.compiler_options(models.cpu_fast_paths(config.get("fast_paths", "auto"))))
   return fn, has_logits, weights_path
 
 

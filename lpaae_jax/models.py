@@ -15,6 +15,7 @@ checkpoint loads either way.
 
 import dataclasses
 import functools
+import logging
 import math
 from typing import Any, Sequence
 
@@ -272,13 +273,41 @@ class CodeDiscriminator(nn.Module):
 def cpu_fast_paths(fast_paths: str) -> bool:
   """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
   the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
-  transposed convs, unrolled fused iterations, a cheap compile of the initialisation and
-  small InceptionV3 batches (`evaluate.inception_batch_size`), each measured faster on
-  XLA:CPU (experiments/README.md); "xla": plain Flax layers and XLA's defaults; "auto":
-  "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
+  transposed convs, XLA's own convolutions (`compiler_options`), unrolled fused
+  iterations, a cheap compile of the initialisation and small InceptionV3 batches
+  (`evaluate.inception_batch_size`), each measured faster on XLA:CPU
+  (experiments/README.md); "xla": plain Flax layers and XLA's defaults; "auto": "cpu" on
+  the CPU backend, "xla" on GPUs and TPUs."""
   if fast_paths == "auto":
     return jax.default_backend() == "cpu"
   return fast_paths == "cpu"
+
+
+# XLA:CPU hands convolutions, dots and elementwise fusions to YNNPACK by default; its 3x3
+# convolutions ran the networks' full-resolution layers up to 2x slower than XLA's own
+# (Eigen) ones, so with the CPU fast paths YNNPACK keeps only dots and elementwise fusions
+# (train iterations 17% faster at width 64, 8% at 16, 1% at 8; InceptionV3 1.2-1.5x:
+# experiments/README.md).
+CPU_COMPILER_OPTIONS = (
+    ("xla_cpu_experimental_ynn_fusion_type",
+     "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE"),)
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_options(cpu_fast_paths_on: bool) -> tuple[tuple[str, str], ...]:
+  """The XLA compiler options of the train steps and InceptionV3 (as hashable pairs):
+  CPU_COMPILER_OPTIONS with the CPU fast paths where this jaxlib knows them (they are
+  experimental flags), else none."""
+  if not cpu_fast_paths_on:
+    return ()
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=dict(CPU_COMPILER_OPTIONS)).lower(
+        jnp.zeros(())).compile()
+  except jax.errors.JaxRuntimeError as error:
+    logging.warning("This jaxlib rejects the CPU compiler options %s (%s); compiling with "
+                    "XLA's defaults.", CPU_COMPILER_OPTIONS, error)
+    return ()
+  return CPU_COMPILER_OPTIONS
 
 
 @dataclasses.dataclass(frozen=True)

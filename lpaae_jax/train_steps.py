@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec
 
-from lpaae_jax import augment, losses
+from lpaae_jax import augment, losses, models
 from lpaae_jax.forward import (apply_fixed, apply_train, code_discriminator_inputs,
                                code_generator_step, prior_input_vector, sample_prior_inputs)
 from lpaae_jax.models import ModelSpec
@@ -556,9 +556,10 @@ def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
     with `iteration_keys(train_key, step)`, equal up to float reassociation (XLA optimises
     a loop body in another context than a lone step; tests/scale_out_test.py measures it).
   """
-  ModelSpec.from_config(config)  # validates before anything is traced
+  spec = ModelSpec.from_config(config)  # validates before anything is traced
   return _jitted_train_steps(StepHyperparams.from_config(config),
-                             config.on_nonfinite == "skip", state_sharding, batch_sharding)
+                             config.on_nonfinite == "skip", state_sharding, batch_sharding,
+                             models.compiler_options(spec.cpu_fast_paths))
 
 
 def _phase_steps(hp: StepHyperparams, skip_nonfinite: bool):
@@ -584,14 +585,17 @@ def _run_model_iterations(aae_step, prior_step, states, batches, train_key, firs
 
 @functools.lru_cache(maxsize=None)
 def _jitted_train_steps(hp: StepHyperparams, skip_nonfinite: bool, state_sharding,
-                        batch_sharding) -> TrainSteps:
+                        batch_sharding, compiler_options=()) -> TrainSteps:
   aae_step, prior_step = _phase_steps(hp, skip_nonfinite)
   step_kwargs, iterations_kwargs = {}, {}
+  if compiler_options:
+    step_kwargs = iterations_kwargs = dict(compiler_options=dict(compiler_options))
   if state_sharding is not None or batch_sharding is not None:
     mesh = (batch_sharding or state_sharding).mesh
-    step_kwargs = dict(in_shardings=(state_sharding, batch_sharding, None),
+    step_kwargs = dict(step_kwargs, in_shardings=(state_sharding, batch_sharding, None),
                        out_shardings=(state_sharding, None))
     iterations_kwargs = dict(
+        iterations_kwargs,
         in_shardings=(state_sharding, stacked_sharding(batch_sharding), None, None),
         out_shardings=(state_sharding, NamedSharding(mesh, PartitionSpec())))
   return TrainSteps(

@@ -6,13 +6,15 @@ import jax
 import pytest
 
 from lpaae_jax import benchmark
+from lpaae_jax import models
 from lpaae_jax import train
 from tests.helpers import compiled_steps, tiny_config
 
 PHASE_FIELDS = ("ms", "images_per_sec", "compile_s", "gflops", "achieved_gflops_per_sec",
                 "roofline_fraction")
 ENVIRONMENT_FIELDS = ("device_kind", "backend", "num_devices", "jax_version", "dataset",
-                      "condition", "prior", "width", "batch_size", "compute_dtype")
+                      "condition", "prior", "width", "batch_size", "compute_dtype", "fast_paths",
+                      "compiler_options")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,8 @@ def test_json_has_every_field(report):
   assert set(results["environment"]) >= set(ENVIRONMENT_FIELDS)
   assert results["environment"]["width"] == 4
   assert results["environment"]["batch_size"] == 16
+  assert results["environment"]["compiler_options"] == dict(models.compiler_options(
+      models.cpu_fast_paths(results["environment"]["fast_paths"])))
   assert set(results["phases"]) == {"aae", "prior", "iteration"}
   for phase, row in results["phases"].items():
     assert set(row) >= set(PHASE_FIELDS), phase
@@ -145,3 +149,14 @@ def test_conv_formulations_compute_xlas_convolution():
   for formulation in (conv_formulations.per_tap_conv, conv_formulations.row_tap_conv):
     np.testing.assert_allclose(formulation(x, w), expected, rtol=1e-5, atol=1e-5)
   assert not np.allclose(conv_formulations.per_tap_conv(x, w[::-1]), expected, atol=1e-3)
+
+
+def test_side_by_side_table_gives_median_ratios_of_the_pairs_and_their_range():
+  from experiments.benchmark import torch_side_by_side
+  row = {"width": 8, "dataset": "mnist", "ours_ms": 200.0, "torch_ms": 180.0,
+         "ratios": [0.8, 1.1, 0.9]}
+  assert torch_side_by_side.table([row]).splitlines()[-1] == (
+      "| 8 | mnist | 200 | 180 | 0.90x (0.80-1.10) |")
+  fused = dict(row, ratios=[0.9], fused_ms=150.0, fused_ratios=[1.2])
+  header, _, line = torch_side_by_side.table([fused]).splitlines()
+  assert "fused call" in header and line.endswith("| 0.90x | 150 | 1.20x |")

@@ -12,13 +12,16 @@ import zipfile
 import numpy as np
 import pytest
 
+from lpaae_jax import models
 from lpaae_jax.evaluation import convert_inception, inception
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 WEIGHTS_NAME = "pt_inception-2015-12-05_fid_nofc.npz"
 REFERENCE_NAME = "cifar10_test_pool3_ref16.npz"
-# Every network call below uses evaluate's batch on CPU, so the net compiles once per head.
+# Every network call below uses evaluate's batch and compiler options on CPU, so the net
+# compiles once per head.
 BATCH_SIZE = 2
+COMPILER_OPTIONS = models.compiler_options(models.cpu_fast_paths("auto"))
 POOL3_TOLERANCE = 1e-3
 
 
@@ -47,7 +50,8 @@ def reference():
 
 @pytest.fixture(scope="module")
 def network_fn(variables):
-  return inception.make_inception_fn(variables, BATCH_SIZE, preprocess=False)
+  return inception.make_inception_fn(variables, BATCH_SIZE, preprocess=False,
+                                     compiler_options=COMPILER_OPTIONS)
 
 
 def _max_abs_diff(actual, expected) -> float:
@@ -101,7 +105,8 @@ def test_pool3_of_reference_network_inputs(network_fn, reference):
 
 
 def test_pool3_of_uint8_and_float_images(variables, reference):
-  inception_fn = inception.make_inception_fn(variables, BATCH_SIZE)
+  inception_fn = inception.make_inception_fn(variables, BATCH_SIZE,
+                                             compiler_options=COMPILER_OPTIONS)
   images = reference["images_uint8"]
   pool3 = inception_fn(images)["pool3"]
   diff = _max_abs_diff(pool3, reference["pool3"])
@@ -116,9 +121,22 @@ def test_pool3_of_uint8_and_float_images(variables, reference):
 def test_features_do_not_depend_on_the_batch_size(variables, reference):
   # evaluate runs Inception in small batches on CPU and large ones elsewhere.
   images = reference["images_uint8"][:5]
-  small_batches = inception.make_inception_fn(variables, BATCH_SIZE)(images)["pool3"]
+  small_batches = inception.make_inception_fn(
+      variables, BATCH_SIZE, compiler_options=COMPILER_OPTIONS)(images)["pool3"]
   one_batch = inception.make_inception_fn(variables, 5)(images)["pool3"]
   np.testing.assert_allclose(small_batches, one_batch, atol=1e-4)
+
+
+@pytest.mark.skipif(not models.compiler_options(True), reason="no CPU compiler options here")
+def test_cpu_compiler_options_keep_the_features(variables, reference):
+  # The CPU fast paths compile with XLA's own convolutions: the same network, within float
+  # rounding of XLA's defaults (and of pytorch-fid, test_pool3_of_reference_network_inputs).
+  inputs = reference["inputs_299_first2"]
+  plain = inception.make_inception_fn(variables, BATCH_SIZE, preprocess=False)(inputs)
+  with_options = inception.make_inception_fn(
+      variables, BATCH_SIZE, preprocess=False, compiler_options=models.compiler_options(True))(
+          inputs)
+  np.testing.assert_allclose(with_options["pool3"], plain["pool3"], atol=1e-4)
 
 
 def test_fc_head_gives_1008_logits_from_torch_layout_weights(variables, reference):

@@ -1,5 +1,8 @@
 """The two phase steps: which networks each updates, determinism, gradient paths, errors."""
 
+import functools
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +11,7 @@ import pytest
 import lpaae_jax
 from lpaae_jax import config_validation
 from lpaae_jax import input_pipeline
+from lpaae_jax import models
 from lpaae_jax import train_steps
 from lpaae_jax.forward import apply_eval
 from tests.helpers import (NETWORKS, VARIANTS, compiled_steps, leaves_equal,
@@ -91,6 +95,39 @@ def test_same_key_and_batch_give_bit_identical_states():
     states, _ = prior_step(states, batch, jax.random.key(5))
     results.append(to_host(states))
   assert leaves_equal(results[0], results[1])
+
+
+def _convolutions_in_ynnpack_fusions(compiled_text: str) -> int:
+  called = re.findall(r"calls=%([\w.\-]+)[^\n]*__ynn_fusion", compiled_text)
+  bodies = dict(re.findall(r"^%([\w.\-]+) [^\n]*\{\n(.*?)\n\}", compiled_text, re.M | re.S))
+  return sum(" convolution(" in bodies.get(name, "") for name in called)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU fast paths' options")
+def test_cpu_fast_paths_compile_the_steps_with_xlas_own_convolutions():
+  """make_train_steps compiles with models.CPU_COMPILER_OPTIONS under the CPU fast paths:
+  YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step."""
+  config = tiny_config()
+  assert models.compiler_options(True) == models.CPU_COMPILER_OPTIONS
+  assert models.compiler_options(False) == ()
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  args = (states, random_batch(), jax.random.key(1))
+  ours = compiled_steps().aae_phase.lower(*args).compile().as_text()
+  plain = jax.jit(functools.partial(train_steps.aae_phase_step,
+                                    hp=train_steps.StepHyperparams.from_config(config)))
+  assert (_convolutions_in_ynnpack_fusions(ours)
+          < _convolutions_in_ynnpack_fusions(plain.lower(*args).compile().as_text()))
+
+
+def test_compiler_options_this_jaxlib_rejects_fall_back_to_xlas_defaults(monkeypatch, caplog):
+  monkeypatch.setattr(models, "CPU_COMPILER_OPTIONS",
+                      (("xla_cpu_experimental_ynn_fusion_type", "NOT_A_FUSION_TYPE"),))
+  models.compiler_options.cache_clear()
+  try:
+    assert models.compiler_options(True) == ()
+    assert "rejects the CPU compiler options" in caplog.text
+  finally:
+    models.compiler_options.cache_clear()
 
 
 def test_different_keys_give_different_samples():

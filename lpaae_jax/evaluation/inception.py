@@ -340,11 +340,16 @@ def preprocess_images(images) -> jax.Array:
   return _preprocess(jnp.asarray(_check_images(images, preprocess=True)))
 
 
-@functools.partial(jax.jit, static_argnames=("with_fc",))
-def _forward(variables, inputs, with_fc: bool):
-  # Module-level jit with the weights as arguments: one compile per input shape,
-  # shared by every make_inception_fn, and no 90 MB of constants in the program.
+def _apply(variables, inputs, with_fc: bool):
   return InceptionV3(with_fc=with_fc).apply(variables, inputs)
+
+
+@functools.lru_cache(maxsize=None)
+def _forward(compiler_options: tuple[tuple[str, str], ...] = ()):
+  # One jit per set of compiler options, with the weights as arguments: one compile per
+  # input shape, shared by every make_inception_fn, and no 90 MB of constants in the program.
+  return jax.jit(_apply, static_argnames=("with_fc",),
+                 compiler_options=dict(compiler_options) or None)
 
 
 def _pad_batch(batch: np.ndarray, batch_size: int) -> np.ndarray:
@@ -356,13 +361,15 @@ def _pad_batch(batch: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def make_inception_fn(variables: Mapping[str, Any], batch_size: int = 50, *,
-                      with_logits: bool | None = None, preprocess: bool = True):
+                      with_logits: bool | None = None, preprocess: bool = True,
+                      compiler_options: tuple[tuple[str, str], ...] = ()):
   """-> fn(images) -> {"pool3": (N, 2048) float32, "logits": (N, 1008) float32 or None}.
 
   images: uint8 or [0, 1] float (N, H, W, 1 or 3) numpy; with preprocess=False,
   already (N, 299, 299, 3) network inputs in [-1, 1]. Runs jitted in batches of
   `batch_size` (the last one zero-padded). with_logits: None = iff the weights
-  hold `fc`; True requires `fc` (the Inception Score needs it).
+  hold `fc`; True requires `fc` (the Inception Score needs it). compiler_options: XLA
+  options of the network's compilation, as (name, value) pairs (`models.compiler_options`).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
@@ -375,6 +382,7 @@ def make_inception_fn(variables: Mapping[str, Any], batch_size: int = 50, *,
   params = {name: value for name, value in variables["params"].items()
             if with_logits or name != "fc"}
   device_variables = jax.device_put({"params": params, "batch_stats": variables["batch_stats"]})
+  forward = _forward(tuple(compiler_options))
 
   def inception_fn(images) -> dict:
     images = _check_images(images, preprocess)
@@ -391,7 +399,7 @@ def make_inception_fn(variables: Mapping[str, Any], batch_size: int = 50, *,
       batch = images[start:start + batch_size]
       padded = _pad_batch(batch, batch_size)
       inputs = _preprocess(padded) if preprocess else jnp.asarray(padded)
-      outputs = _forward(device_variables, inputs, with_fc=with_logits)
+      outputs = forward(device_variables, inputs, with_fc=with_logits)
       if pending is not None:
         fetch(*pending)
       pending = (outputs, len(batch))

@@ -1,0 +1,87 @@
+r"""Whole training iterations under several XLA:CPU compiler-option sets, alternating.
+
+  python -m experiments.benchmark.compiler_options --config=configs/cifar10.py:supervised \
+      [--config.model.width=16] [--rounds=7] [--variants=xla_defaults,ours,no_ynnpack]
+
+Compiles both phase steps of the config once per variant (`jax.jit(...,
+compiler_options=...)`, the CPU formulations of `config.fast_paths` as configured) and
+times full iterations (AAE phase + prior phase) round-robin, one per variant per round, so
+that this machine's drift (tens of percent within minutes) hits every variant alike.
+Prints each variant's median and per-round times. The variants are YNNPACK's fusion types:
+XLA:CPU's default hands it convolutions, dots and elementwise fusions; `ours`
+(`models.CPU_COMPILER_OPTIONS`) keeps it off the convolutions (XLA's own Eigen ones instead).
+"""
+
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+from ml_collections import config_flags
+
+import lpaae_jax
+from lpaae_jax import models
+from lpaae_jax import train_steps
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
+flags.DEFINE_integer("rounds", 7, "Timed iterations per variant (round-robin).")
+flags.DEFINE_list("variants", ["xla_defaults", "ours", "dots_only", "no_ynnpack"],
+                  "Option sets to compare (keys of VARIANTS).")
+FLAGS = flags.FLAGS
+
+_YNN = "xla_cpu_experimental_ynn_fusion_type"
+VARIANTS = {
+    "xla_defaults": {},
+    "ours": dict(models.CPU_COMPILER_OPTIONS),
+    "dots_only": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+    "no_ynnpack": {_YNN: "LIBRARY_FUSION_TYPE_INVALID"},
+}
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
+  if unknown:
+    raise app.UsageError(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}.")
+  aae, prior = train_steps._phase_steps(  # pylint: disable=protected-access
+      train_steps.StepHyperparams.from_config(config), skip_nonfinite=False)
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  rng = np.random.default_rng(0)
+  size, channels = config.model.image_size, config.model.channels
+  batch = {"image": rng.uniform(-1, 1, (config.batch_size, size, size, channels)).astype(
+               np.float32),
+           "label": rng.integers(0, config.model.num_classes, config.batch_size).astype(
+               np.int32)}
+  key = jax.random.key(1)
+  print(f"{config.dataset} width {config.model.width} batch {config.batch_size}, "
+        f"fast_paths={config.fast_paths}, jax {jax.__version__} on {jax.default_backend()}")
+  compiled, current = {}, {}
+  for name in FLAGS.variants:
+    start = time.perf_counter()
+    compiled[name] = [jax.jit(step, compiler_options=VARIANTS[name] or None).lower(
+        states, batch, key).compile() for step in (aae, prior)]
+    print(f"{name:<14} compiled in {time.perf_counter() - start:5.1f} s  {VARIANTS[name]}",
+          flush=True)
+    current[name] = states
+  times = {name: [] for name in compiled}
+  for round_index in range(FLAGS.rounds + 1):  # round 0 warms up
+    for name, steps in compiled.items():
+      start = time.perf_counter()
+      state = current[name]
+      for step in steps:
+        state, _ = step(state, batch, key)
+      jax.block_until_ready(state)
+      current[name] = state
+      if round_index:
+        times[name].append(time.perf_counter() - start)
+  for name, seconds in times.items():
+    print(f"{name:<14} median {1e3 * statistics.median(seconds):7.1f} ms/iteration   "
+          f"rounds {[round(1e3 * s) for s in seconds]}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
