@@ -110,7 +110,8 @@ class ResBlock(nn.Module):
   stride-2 transposed conv (decoder), DESIGN §1's; with `cpu_fast_paths` computed as
   sub-pixel convolutions by `SubPixelConvTranspose`, because XLA:CPU's transposed conv is
   slow (both name their parameters `ConvTranspose_0`). When resolution or channels change,
-  the skip is a learned 1x1 projection after average-pooling / nearest upsampling (ours).
+  the skip is a learned 1x1 projection after average-pooling / before nearest upsampling
+  (ours; the projection commutes with the upsampling).
   """
   features: int
   resample: str = "none"  # none | down | up
@@ -136,13 +137,32 @@ class ResBlock(nn.Module):
 
     skip = x
     if self.resample == "down":
-      skip = nn.avg_pool(skip, (2, 2), strides=(2, 2))
-    elif self.resample == "up":
-      batch, height, width, channels = skip.shape
-      skip = jax.image.resize(skip, (batch, 2 * height, 2 * width, channels), "nearest")
+      skip = mean_pool_2x2(skip)
     if skip.shape[-1] != self.features or self.resample != "none":
       skip = conv(self.features, 1)(skip)
+    if self.resample == "up":
+      # After the 1x1 projection, which commutes with it: a quarter of the projection's work.
+      skip = upsample_nearest_2x(skip)
     return nn.relu(h + skip)
+
+
+def mean_pool_2x2(x):
+  """NHWC 2x2 average pooling, stride 2 (`nn.avg_pool(x, (2, 2), strides=(2, 2))`), as a
+  mean over a reshape: its gradient is a broadcast instead of a windowed reduction's."""
+  batch, height, width, channels = x.shape
+  blocks = jnp.reshape(x, (batch, height // 2, 2, width // 2, 2, channels),
+                       out_sharding=jax.typeof(x).sharding)
+  return jnp.mean(blocks, axis=(2, 4))
+
+
+def upsample_nearest_2x(x):
+  """NHWC nearest-neighbour 2x upsampling (`jax.image.resize(..., "nearest")` to twice the
+  size), as a broadcast: its gradient sums 2x2 blocks instead of scattering."""
+  batch, height, width, channels = x.shape
+  y = jnp.broadcast_to(x[:, :, None, :, None, :], (batch, height, 2, width, 2, channels))
+  # Only the batch axis is ever split (see SubPixelConvTranspose's reshape).
+  return jnp.reshape(y, (batch, 2 * height, 2 * width, channels),
+                     out_sharding=jax.typeof(x).sharding)
 
 
 class Encoder(nn.Module):

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,6 +135,39 @@ def test_sub_pixel_conv_transpose_matches_flax_conv_transpose(size):
       lambda a, e: np.testing.assert_allclose(np.asarray(a, np.float32), e, rtol=0.05,
                                               atol=0.05 * float(np.max(np.abs(e)))),
       actual_bf16, expected)
+
+
+def test_skip_resampling_equals_flax_pooling_and_jax_resize():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 6, 3)), jnp.float32)
+  np.testing.assert_allclose(models.mean_pool_2x2(x), nn.avg_pool(x, (2, 2), strides=(2, 2)),
+                             rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(models.upsample_nearest_2x(x),
+                                jax.image.resize(x, (2, 16, 12, 3), "nearest"))
+
+
+class _ProjectAfterUpsampling(models.ResBlock):
+  """The up block as first written: the skip upsampled, then projected (same parameters)."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = models.SubPixelConvTranspose(self.features, name="ConvTranspose_0")(x)
+    h = nn.Conv(self.features, (3, 3), padding="SAME")(nn.relu(h))
+    batch, height, width, channels = x.shape
+    skip = jax.image.resize(x, (batch, 2 * height, 2 * width, channels), "nearest")
+    return nn.relu(h + nn.Conv(self.features, (1, 1), padding="SAME")(skip))
+
+
+def test_up_block_projects_its_skip_before_upsampling_with_the_same_function():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 4, 4, 6)), jnp.float32)
+  block = models.ResBlock(5, "up", cpu_fast_paths=True)
+  variables = block.init(jax.random.key(0), x)
+  loss = lambda module: lambda v: jnp.sum(jnp.sin(module.apply(v, x)))
+  first = _ProjectAfterUpsampling(5, "up")
+  np.testing.assert_allclose(block.apply(variables, x), first.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  for ours, theirs in zip(jax.tree_util.tree_leaves(jax.grad(loss(block))(variables)),
+                          jax.tree_util.tree_leaves(jax.grad(loss(first))(variables))):
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_encoder_takes_the_matmul_kernel_gradient_and_matches_lax():
