@@ -13,9 +13,7 @@ say whether an iteration's gap to PyTorch (`torch_side_by_side`) is in the convo
 
 import json
 import os
-import statistics
 import subprocess
-import time
 
 from absl import app
 from absl import flags
@@ -24,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from experiments.benchmark.kernel_gradients import median_seconds
 from lpaae_jax import models
 
 _TORCH_PYTHON = flags.DEFINE_string("torch_python", None, "python of a venv with torch.")
@@ -51,14 +50,8 @@ def conv_shapes(width: int) -> list[tuple[int, ...]]:
   return shapes
 
 
-def _median_ms(fn, *args, repeats=5):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+def _median_ms(fn, *args):
+  return 1e3 * median_seconds(fn, *args)
 
 
 def ours(shapes) -> list[dict]:
