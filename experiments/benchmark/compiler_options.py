@@ -18,10 +18,10 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 from ml_collections import config_flags
 
 import lpaae_jax
+from lpaae_jax import benchmark
 from lpaae_jax import models
 from lpaae_jax import train_steps
 
@@ -49,12 +49,7 @@ def main(argv):
   aae, prior = train_steps._phase_steps(  # pylint: disable=protected-access
       train_steps.StepHyperparams.from_config(config), skip_nonfinite=False)
   states = lpaae_jax.create_states(config, jax.random.key(0))
-  rng = np.random.default_rng(0)
-  size, channels = config.model.image_size, config.model.channels
-  batch = {"image": rng.uniform(-1, 1, (config.batch_size, size, size, channels)).astype(
-               np.float32),
-           "label": rng.integers(0, config.model.num_classes, config.batch_size).astype(
-               np.int32)}
+  batch = benchmark.random_batch(config, jax.random.key(2), sharding=None)
   key = jax.random.key(1)
   print(f"{config.dataset} width {config.model.width} batch {config.batch_size}, "
         f"fast_paths={config.fast_paths}, jax {jax.__version__} on {jax.default_backend()}")
