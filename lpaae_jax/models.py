@@ -303,14 +303,18 @@ def cpu_fast_paths(fast_paths: str) -> bool:
   return fast_paths == "cpu"
 
 
-# XLA:CPU hands convolutions, dots and elementwise fusions to YNNPACK by default; its 3x3
-# convolutions ran the networks' full-resolution layers up to 2x slower than XLA's own
-# (Eigen) ones, so with the CPU fast paths YNNPACK keeps only dots and elementwise fusions
-# (train iterations 17% faster at width 64, 8% at 16, 1% at 8; InceptionV3 1.2-1.5x:
-# experiments/README.md).
+# XLA:CPU hands convolutions, dots and elementwise fusions to YNNPACK by default; its
+# stand-alone 3x3 convolutions ran the networks' full-resolution layers up to 2x slower
+# than XLA's own (Eigen) ones. With the CPU fast paths YNNPACK takes dots, elementwise
+# fusions (with the convolution they consume, e.g. a conv + bias + ReLU, which measured as
+# fast as Eigen's conv alone) and reductions (the bias and BatchNorm gradients, which XLA
+# emits as slow reduce-windows); every other convolution is XLA's own. Train iterations
+# 17% faster than XLA's defaults at width 64, 8% at 16, 1% at 8 without the reductions,
+# which then took off 3%, 11% and 2% more; InceptionV3 1.2-1.5x (experiments/README.md).
 CPU_COMPILER_OPTIONS = (
     ("xla_cpu_experimental_ynn_fusion_type",
-     "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE"),)
+     "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
+     "LIBRARY_FUSION_TYPE_REDUCE"),)
 
 
 @functools.lru_cache(maxsize=None)

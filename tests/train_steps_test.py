@@ -97,16 +97,20 @@ def test_same_key_and_batch_give_bit_identical_states():
   assert leaves_equal(results[0], results[1])
 
 
-def _convolutions_in_ynnpack_fusions(compiled_text: str) -> int:
-  called = re.findall(r"calls=%([\w.\-]+)[^\n]*__ynn_fusion", compiled_text)
+def _fusions_with(op: str, compiled_text: str, ynnpack: bool = True) -> int:
+  """How many of the compiled module's YNNPACK fusions (ynnpack=False: XLA's own fusions)
+  hold an `op` instruction."""
+  called = re.findall(r"calls=%([\w.\-]+)([^\n]*)", compiled_text)
   bodies = dict(re.findall(r"^%([\w.\-]+) [^\n]*\{\n(.*?)\n\}", compiled_text, re.M | re.S))
-  return sum(" convolution(" in bodies.get(name, "") for name in called)
+  return sum(f" {op}(" in bodies.get(name, "") for name, rest in called
+             if ("__ynn_fusion" in rest) == ynnpack)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU fast paths' options")
 def test_cpu_fast_paths_compile_the_steps_with_xlas_own_convolutions():
   """make_train_steps compiles with models.CPU_COMPILER_OPTIONS under the CPU fast paths:
-  YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step."""
+  YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step,
+  and it takes the reductions (the bias gradients; XLA's own are slow reduce-windows)."""
   config = tiny_config()
   assert models.compiler_options(True) == models.CPU_COMPILER_OPTIONS
   assert models.compiler_options(False) == ()
@@ -115,8 +119,10 @@ def test_cpu_fast_paths_compile_the_steps_with_xlas_own_convolutions():
   ours = compiled_steps().aae_phase.lower(*args).compile().as_text()
   plain = jax.jit(functools.partial(train_steps.aae_phase_step,
                                     hp=train_steps.StepHyperparams.from_config(config)))
-  assert (_convolutions_in_ynnpack_fusions(ours)
-          < _convolutions_in_ynnpack_fusions(plain.lower(*args).compile().as_text()))
+  plain_text = plain.lower(*args).compile().as_text()
+  assert _fusions_with("convolution", ours) < _fusions_with("convolution", plain_text)
+  # Without LIBRARY_FUSION_TYPE_REDUCE XLA keeps most of them (16 YNNPACK vs 52 XLA here).
+  assert _fusions_with("reduce", ours) > _fusions_with("reduce", ours, ynnpack=False)
 
 
 def test_compiler_options_this_jaxlib_rejects_fall_back_to_xlas_defaults(monkeypatch, caplog):

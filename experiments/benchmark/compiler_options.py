@@ -1,15 +1,18 @@
 r"""Whole training iterations under several XLA:CPU compiler-option sets, alternating.
 
   python -m experiments.benchmark.compiler_options --config=configs/cifar10.py:supervised \
-      [--config.model.width=16] [--rounds=7] [--variants=xla_defaults,ours,no_ynnpack]
+      [--config.model.width=16] [--rounds=7] [--variants=xla_defaults,ours,no_reductions]
 
 Compiles both phase steps of the config once per variant (`jax.jit(...,
 compiler_options=...)`, the CPU formulations of `config.fast_paths` as configured) and
 times full iterations (AAE phase + prior phase) round-robin, one per variant per round, so
 that this machine's drift (tens of percent within minutes) hits every variant alike.
 Prints each variant's median and per-round times. The variants are YNNPACK's fusion types:
-XLA:CPU's default hands it convolutions, dots and elementwise fusions; `ours`
-(`models.CPU_COMPILER_OPTIONS`) keeps it off the convolutions (XLA's own Eigen ones instead).
+XLA:CPU's default hands it every convolution, dots, elementwise fusions and reductions;
+`ours` (`models.CPU_COMPILER_OPTIONS`) gives it dots, elementwise fusions (with the
+convolutions they consume, e.g. conv + bias) and reductions, the other convolutions staying
+XLA's own (Eigen); `no_reductions` is ours without the reductions (XLA emits bias gradients
+as reduce-windows), `dots_only` also without the elementwise fusions.
 """
 
 import statistics
@@ -27,7 +30,8 @@ from lpaae_jax import train_steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
 flags.DEFINE_integer("rounds", 7, "Timed iterations per variant (round-robin).")
-flags.DEFINE_list("variants", ["xla_defaults", "ours", "dots_only", "no_ynnpack"],
+flags.DEFINE_list("variants", ["xla_defaults", "ours", "no_reductions", "dots_only",
+                                "no_ynnpack"],
                   "Option sets to compare (keys of VARIANTS).")
 FLAGS = flags.FLAGS
 
@@ -35,6 +39,7 @@ _YNN = "xla_cpu_experimental_ynn_fusion_type"
 VARIANTS = {
     "xla_defaults": {},
     "ours": dict(models.CPU_COMPILER_OPTIONS),
+    "no_reductions": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE"},
     "dots_only": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
     "no_ynnpack": {_YNN: "LIBRARY_FUSION_TYPE_INVALID"},
 }
