@@ -321,6 +321,7 @@ def environment(config: ml_collections.ConfigDict) -> dict[str, Any]:
       # What the steps compile with (models.compiler_options: the CPU fast paths').
       "compiler_options": dict(models.compiler_options(
           models.cpu_fast_paths(config.fast_paths))),
+      "malloc": provenance.malloc_library(),
   }
 
 
@@ -405,7 +406,8 @@ def format_table(results: dict[str, Any]) -> str:
       f"batch {env['batch_size']}, compute_dtype {env['compute_dtype']}, steps_per_jit "
       f"{results['steps_per_jit']}; median of {results['repeats']} after "
       f"{results['warmup']} warm-up",
-      f"fast_paths {env['fast_paths']}, compiler options {env['compiler_options'] or 'none'}",
+      f"fast_paths {env['fast_paths']}, compiler options {env['compiler_options'] or 'none'}"
+      f", malloc {env['malloc']}",
       "",
       f"{'phase':<10}{'ms':>11}{'images/s':>11}{'compile s':>11}{'GFLOP':>10}"
       f"{'GFLOP/s':>10}{'roofline':>10}",

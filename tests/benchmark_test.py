@@ -14,7 +14,7 @@ PHASE_FIELDS = ("ms", "images_per_sec", "compile_s", "gflops", "achieved_gflops_
                 "roofline_fraction")
 ENVIRONMENT_FIELDS = ("device_kind", "backend", "num_devices", "jax_version", "dataset",
                       "condition", "prior", "width", "batch_size", "compute_dtype", "fast_paths",
-                      "compiler_options")
+                      "compiler_options", "malloc")
 
 
 @pytest.fixture(scope="module")

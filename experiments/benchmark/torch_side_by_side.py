@@ -16,6 +16,8 @@ ratio is printed; the table gives the medians and the range of the pairs' ratios
 `--steps_per_jit=k > 1` ours also times the fused call of k iterations (what the training
 loop runs with that config), in a column of its own. Prints a markdown table, ms per
 iteration and ours / PyTorch speed (above 1: ours is faster), and writes it to `--out`.
+Both sides inherit this command's environment, so `LD_PRELOAD=.../libtcmalloc_minimal.so.4`
+compares them with tcmalloc; the table's header names the malloc.
 """
 
 import json
@@ -99,13 +101,13 @@ def main(argv):
   del argv
   FLAGS = flags.FLAGS
   rows = []
-  torch_version = None
+  torch_version = malloc = None
   for width in (int(w) for w in FLAGS.widths):
     pairs = []
     for pair in range(FLAGS.pairs):
       mine = ours(width, FLAGS.repeats, FLAGS.batch_size, FLAGS.steps_per_jit)
       theirs = torch_reference(FLAGS.torch_python, width, FLAGS.repeats, FLAGS.batch_size)
-      torch_version = theirs["framework"]
+      torch_version, malloc = theirs["framework"], mine["environment"]["malloc"]
       pairs.append((mine["phases"], theirs["ms"]["iteration"]))
       print(f"width {width} pair {pair + 1}: ours {mine['phases']['iteration']['ms']:.0f} ms, "
             f"PyTorch {theirs['ms']['iteration']:.0f} ms", flush=True)
@@ -122,7 +124,7 @@ def main(argv):
       f"Supervised, learned prior, batch {FLAGS.batch_size}, float32, median of "
       f"{FLAGS.repeats} iterations, {FLAGS.pairs} back-to-back pairs per width (medians; "
       f"ratios: median (range) of the pairs'); {platform.machine()} CPU, "
-      f"{os.cpu_count()} cores; "
+      f"{os.cpu_count()} cores, malloc: {malloc} (both sides); "
       f"{torch_version} against lpaae_jax (python -m lpaae_jax.benchmark).", "",
       table(rows), ""])
   print(report)
