@@ -310,7 +310,7 @@ def cpu_fast_paths(fast_paths: str) -> bool:
 # fast as Eigen's conv alone) and reductions (the bias and BatchNorm gradients, which XLA
 # emits as slow reduce-windows); every other convolution is XLA's own. Train iterations
 # 17% faster than XLA's defaults at width 64, 8% at 16, 1% at 8 without the reductions,
-# which then took off 3%, 11% and 2% more; InceptionV3 1.2-1.5x (experiments/README.md).
+# which then took off 6%, 5% and 3% more; InceptionV3 1.2-1.5x (experiments/README.md).
 CPU_COMPILER_OPTIONS = (
     ("xla_cpu_experimental_ynn_fusion_type",
      "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
