@@ -318,9 +318,9 @@ def environment(config: ml_collections.ConfigDict) -> dict[str, Any]:
       "prior": config.model.prior, "width": config.model.width,
       "batch_size": config.batch_size, "compute_dtype": config.compute_dtype,
       "fast_paths": config.fast_paths,
-      # What the steps compile with (models.compiler_options: the CPU fast paths').
-      "compiler_options": dict(models.compiler_options(
-          models.cpu_fast_paths(config.fast_paths))),
+      # What the steps compile with (the CPU fast paths' options, or none).
+      "compiler_options": dict(models.train_step_compiler_options(
+          models.ModelSpec.from_config(config), config.batch_size)),
       "malloc": provenance.malloc_library(),
   }
 

@@ -293,9 +293,9 @@ class CodeDiscriminator(nn.Module):
 def cpu_fast_paths(fast_paths: str) -> bool:
   """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
   the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
-  transposed convs, XLA's own convolutions (`compiler_options`), unrolled fused
-  iterations, a cheap compile of the initialisation and small InceptionV3 batches
-  (`evaluate.inception_batch_size`), each measured faster on XLA:CPU
+  transposed convs, XLA's own convolutions and temporaries in heaps (`compiler_options`),
+  unrolled fused iterations, a cheap compile of the initialisation and small InceptionV3
+  batches (`evaluate.inception_batch_size`), each measured faster on XLA:CPU
   (experiments/README.md); "xla": plain Flax layers and XLA's defaults; "auto": "cpu" on
   the CPU backend, "xla" on GPUs and TPUs."""
   if fast_paths == "auto":
@@ -316,22 +316,46 @@ CPU_COMPILER_OPTIONS = (
      "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
      "LIBRARY_FUSION_TYPE_REDUCE"),)
 
+# XLA:CPU allocates an execution's temporaries as one block (~90 MB per phase at width 16)
+# that glibc's malloc maps fresh and unmaps on every call, so its first touch page-faults
+# (45,000 faults per iteration at width 16). Split into heaps below the 32 MiB up to which
+# glibc keeps freed blocks for reuse, about half of those faults go and iterations ran
+# faster: medians 191 -> 159 ms at width 8, 340 -> 302 at 16, 2971 -> 2860 at 64, in
+# separate alternating processes (experiments/benchmark/temp_heaps_ab.sh). A heap holds
+# at least the largest buffer (`compiler_options`' largest_buffer_bytes).
+CPU_TEMP_HEAP_BYTES = 16 * 2**20
+_TEMP_HEAP_OPTION = "xla_multiheap_size_constraint_per_heap"
+
 
 @functools.lru_cache(maxsize=None)
-def compiler_options(cpu_fast_paths_on: bool) -> tuple[tuple[str, str], ...]:
-  """The XLA compiler options of the train steps and InceptionV3 (as hashable pairs):
-  CPU_COMPILER_OPTIONS with the CPU fast paths where this jaxlib knows them (they are
-  experimental flags), else none."""
+def compiler_options(cpu_fast_paths_on: bool,
+                     largest_buffer_bytes: int = 0) -> tuple[tuple[str, Any], ...]:
+  """The XLA compiler options of the train steps and InceptionV3 (as hashable pairs): with
+  the CPU fast paths, CPU_COMPILER_OPTIONS and temporaries split into heaps of
+  max(CPU_TEMP_HEAP_BYTES, largest_buffer_bytes) (XLA logs a warning for each buffer larger
+  than a heap), each where this jaxlib knows it (they are experimental flags); else none."""
   if not cpu_fast_paths_on:
     return ()
-  try:
-    jax.jit(lambda x: x + 1, compiler_options=dict(CPU_COMPILER_OPTIONS)).lower(
-        jnp.zeros(())).compile()
-  except jax.errors.JaxRuntimeError as error:
-    logging.warning("This jaxlib rejects the CPU compiler options %s (%s); compiling with "
-                    "XLA's defaults.", CPU_COMPILER_OPTIONS, error)
-    return ()
-  return CPU_COMPILER_OPTIONS
+  heap_bytes = min(max(CPU_TEMP_HEAP_BYTES, largest_buffer_bytes), 2**31 - 1)  # an int32
+  accepted = []
+  for option in CPU_COMPILER_OPTIONS + ((_TEMP_HEAP_OPTION, heap_bytes),):
+    try:
+      jax.jit(lambda x: x + 1, compiler_options=dict([option])).lower(
+          jnp.zeros(())).compile()
+    except jax.errors.JaxRuntimeError as error:
+      logging.warning("This jaxlib rejects the CPU compiler option %s (%s); compiling "
+                      "without it.", option, error)
+      continue
+    accepted.append(option)
+  return tuple(accepted)
+
+
+def train_step_compiler_options(spec: "ModelSpec",
+                                batch_size: int) -> tuple[tuple[str, Any], ...]:
+  """`compiler_options` of the train steps: heaps that hold the largest buffer, bounded by
+  a full-resolution activation (the encoder's and decoder's outer levels, float32)."""
+  largest_activation = batch_size * spec.image_size**2 * max(spec.width, spec.channels) * 4
+  return compiler_options(spec.cpu_fast_paths, largest_activation)
 
 
 @dataclasses.dataclass(frozen=True)

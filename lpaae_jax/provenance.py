@@ -243,9 +243,11 @@ def devices() -> dict[str, Any]:
           "process_count": jax.process_count(), "device_kinds": kinds}
 
 
-def malloc_library(maps_path: str = "/proc/self/maps") -> str:
+def malloc_library(maps_path: str = "/proc/self/maps", environ=None) -> str:
   """The malloc this process runs with: a preloaded "tcmalloc" or "jemalloc", else the C
-  library's ("system"). On a CPU it changes the step time (README, Performance)."""
+  library's: "system", or "system, glibc.malloc.hugetlb=N" where GLIBC_TUNABLES asks glibc
+  to back its large blocks with transparent huge pages. On a CPU it changes the step time
+  (README, Performance)."""
   try:
     with open(maps_path, encoding="utf-8") as maps:
       text = maps.read()
@@ -254,6 +256,10 @@ def malloc_library(maps_path: str = "/proc/self/maps") -> str:
   for name in ("tcmalloc", "jemalloc"):
     if f"lib{name}" in text:
       return name
+  tunables = (os.environ if environ is None else environ).get("GLIBC_TUNABLES", "")
+  for tunable in tunables.split(":"):
+    if tunable.startswith("glibc.malloc.hugetlb=") and tunable != "glibc.malloc.hugetlb=0":
+      return f"system, {tunable}"
   return "system"
 
 

@@ -559,7 +559,7 @@ def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
   spec = ModelSpec.from_config(config)  # validates before anything is traced
   return _jitted_train_steps(StepHyperparams.from_config(config),
                              config.on_nonfinite == "skip", state_sharding, batch_sharding,
-                             models.compiler_options(spec.cpu_fast_paths))
+                             models.train_step_compiler_options(spec, config.batch_size))
 
 
 def _phase_steps(hp: StepHyperparams, skip_nonfinite: bool):

@@ -125,6 +125,19 @@ def test_malloc_library_names_a_preloaded_allocator(tmp_path):
   assert provenance.malloc_library(str(tmp_path / "no_such_maps")) == "system"
 
 
+def test_malloc_library_names_glibcs_huge_page_tunable(tmp_path):
+  maps = tmp_path / "maps"
+  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+  tunables = lambda value: {"GLIBC_TUNABLES": value}
+  assert provenance.malloc_library(str(maps), tunables("glibc.malloc.hugetlb=1")) == (
+      "system, glibc.malloc.hugetlb=1")
+  assert provenance.malloc_library(
+      str(maps), tunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2")) == (
+          "system, glibc.malloc.hugetlb=2")
+  assert provenance.malloc_library(str(maps), tunables("glibc.malloc.hugetlb=0")) == "system"
+  assert provenance.malloc_library(str(maps), {}) == "system"
+
+
 def test_no_git_commit_outside_a_checkout(monkeypatch, tmp_path):
   # A package installed from a wheel (here: a copy of this module outside any checkout).
   package = tmp_path / "site-packages" / "lpaae_jax"

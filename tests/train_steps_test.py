@@ -1,5 +1,6 @@
 """The two phase steps: which networks each updates, determinism, gradient paths, errors."""
 
+import dataclasses
 import functools
 import re
 
@@ -112,7 +113,8 @@ def test_cpu_fast_paths_compile_the_steps_with_the_cpu_compiler_options():
   YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step,
   and it takes the reductions (the bias gradients; XLA's own are slow reduce-windows)."""
   config = tiny_config()
-  assert models.compiler_options(True) == models.CPU_COMPILER_OPTIONS
+  assert models.compiler_options(True) == models.CPU_COMPILER_OPTIONS + (
+      ("xla_multiheap_size_constraint_per_heap", models.CPU_TEMP_HEAP_BYTES),)
   assert models.compiler_options(False) == ()
   states = lpaae_jax.create_states(config, jax.random.key(0))
   args = (states, random_batch(), jax.random.key(1))
@@ -125,15 +127,27 @@ def test_cpu_fast_paths_compile_the_steps_with_the_cpu_compiler_options():
   assert _fusions_with("reduce", ours) > _fusions_with("reduce", ours, ynnpack=False)
 
 
-def test_compiler_options_this_jaxlib_rejects_fall_back_to_xlas_defaults(monkeypatch, caplog):
+def test_compiler_options_this_jaxlib_rejects_are_left_out(monkeypatch, caplog):
   monkeypatch.setattr(models, "CPU_COMPILER_OPTIONS",
                       (("xla_cpu_experimental_ynn_fusion_type", "NOT_A_FUSION_TYPE"),))
   models.compiler_options.cache_clear()
   try:
-    assert models.compiler_options(True) == ()
-    assert "rejects the CPU compiler options" in caplog.text
+    assert models.compiler_options(True) == (
+        ("xla_multiheap_size_constraint_per_heap", models.CPU_TEMP_HEAP_BYTES),)
+    assert "rejects the CPU compiler option" in caplog.text
   finally:
     models.compiler_options.cache_clear()
+
+
+def test_temporary_heaps_hold_the_largest_activation():
+  heap = lambda options: dict(options)["xla_multiheap_size_constraint_per_heap"]
+  spec = lambda width, fast=True: dataclasses.replace(
+      models.ModelSpec.from_config(tiny_config()), width=width, image_size=32,
+      cpu_fast_paths=fast)
+  assert heap(models.train_step_compiler_options(spec(16), 64)) == models.CPU_TEMP_HEAP_BYTES
+  # Width 64 at batch 256: a 32x32x64 float32 activation is 64 MiB.
+  assert heap(models.train_step_compiler_options(spec(64), 256)) == 64 * 2**20
+  assert models.train_step_compiler_options(spec(64, fast=False), 256) == ()
 
 
 def test_different_keys_give_different_samples():

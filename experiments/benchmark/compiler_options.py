@@ -7,14 +7,19 @@ Compiles both phase steps of the config once per variant (`jax.jit(...,
 compiler_options=...)`, the CPU formulations of `config.fast_paths` as configured) and
 times full iterations (AAE phase + prior phase) round-robin, one per variant per round, so
 that this machine's drift (tens of percent within minutes) hits every variant alike.
-Prints each variant's median and per-round times. The variants are YNNPACK's fusion types:
-XLA:CPU's default hands it every convolution, dots, elementwise fusions and reductions;
-`ours` (`models.CPU_COMPILER_OPTIONS`) gives it dots, elementwise fusions (with the
-convolutions they consume, e.g. conv + bias) and reductions, the other convolutions staying
-XLA's own (Eigen); `no_reductions` is ours without the reductions (XLA emits bias gradients
-as reduce-windows), `dots_only` also without the elementwise fusions.
+Prints each variant's median, per-round times and minor page faults per iteration. The
+variants are YNNPACK's fusion types and how XLA lays out the temporaries: XLA:CPU's default
+hands YNNPACK every convolution, dots, elementwise fusions and reductions and allocates an
+execution's temporaries as one block; `ours` (`models.train_step_compiler_options`) gives
+YNNPACK dots, elementwise fusions (with the convolutions they consume, e.g. conv + bias)
+and reductions, the other convolutions staying XLA's own (Eigen), and splits the
+temporaries into heaps of `models.CPU_TEMP_HEAP_BYTES` (or the largest activation);
+`one_temp_block` is ours without that split, `no_reductions` also without the reductions
+(XLA emits bias gradients as reduce-windows), `dots_only` also without the elementwise
+fusions.
 """
 
+import resource
 import statistics
 import time
 
@@ -30,15 +35,16 @@ from lpaae_jax import train_steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
 flags.DEFINE_integer("rounds", 7, "Timed iterations per variant (round-robin).")
-flags.DEFINE_list("variants", ["xla_defaults", "ours", "no_reductions", "dots_only",
-                                "no_ynnpack"],
+flags.DEFINE_list("variants", ["xla_defaults", "ours", "one_temp_block", "no_reductions",
+                                "dots_only", "no_ynnpack"],
                   "Option sets to compare (keys of VARIANTS).")
 FLAGS = flags.FLAGS
 
 _YNN = "xla_cpu_experimental_ynn_fusion_type"
 VARIANTS = {
     "xla_defaults": {},
-    "ours": dict(models.CPU_COMPILER_OPTIONS),
+    "ours": None,  # models.train_step_compiler_options of the config
+    "one_temp_block": dict(models.CPU_COMPILER_OPTIONS),
     "no_reductions": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE"},
     "dots_only": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
     "no_ynnpack": {_YNN: "LIBRARY_FUSION_TYPE_INVALID"},
@@ -60,15 +66,21 @@ def main(argv):
         f"fast_paths={config.fast_paths}, jax {jax.__version__} on {jax.default_backend()}")
   compiled, current = {}, {}
   for name in FLAGS.variants:
+    options = VARIANTS[name]
+    if options is None:
+      options = dict(models.train_step_compiler_options(models.ModelSpec.from_config(config),
+                                                        config.batch_size))
     start = time.perf_counter()
-    compiled[name] = [jax.jit(step, compiler_options=VARIANTS[name] or None).lower(
+    compiled[name] = [jax.jit(step, compiler_options=options or None).lower(
         states, batch, key).compile() for step in (aae, prior)]
-    print(f"{name:<14} compiled in {time.perf_counter() - start:5.1f} s  {VARIANTS[name]}",
+    print(f"{name:<14} compiled in {time.perf_counter() - start:5.1f} s  {options}",
           flush=True)
     current[name] = states
   times = {name: [] for name in compiled}
+  faults = dict.fromkeys(compiled, 0)
   for round_index in range(FLAGS.rounds + 1):  # round 0 warms up
     for name, steps in compiled.items():
+      faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
       start = time.perf_counter()
       state = current[name]
       for step in steps:
@@ -77,8 +89,10 @@ def main(argv):
       current[name] = state
       if round_index:
         times[name].append(time.perf_counter() - start)
+        faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
   for name, seconds in times.items():
     print(f"{name:<14} median {1e3 * statistics.median(seconds):7.1f} ms/iteration   "
+          f"{faults[name] / FLAGS.rounds:7.0f} page faults/iteration   "
           f"rounds {[round(1e3 * s) for s in seconds]}")
 
 
