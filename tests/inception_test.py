@@ -129,7 +129,7 @@ def test_features_do_not_depend_on_the_batch_size(variables, reference):
 
 @pytest.mark.skipif(not models.compiler_options(True), reason="no CPU compiler options here")
 def test_cpu_compiler_options_keep_the_features(variables, reference):
-  # The CPU fast paths compile with models.CPU_COMPILER_OPTIONS: the same network, within float
+  # The CPU fast paths compile with models.compiler_options(True): the same network, within float
   # rounding of XLA's defaults (and of pytorch-fid, test_pool3_of_reference_network_inputs).
   inputs = reference["inputs_299_first2"]
   plain = inception.make_inception_fn(variables, BATCH_SIZE, preprocess=False)(inputs)

@@ -109,8 +109,8 @@ def _fusions_with(op: str, compiled_text: str, ynnpack: bool = True) -> int:
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU fast paths' options")
 def test_cpu_fast_paths_compile_the_steps_with_the_cpu_compiler_options():
-  """make_train_steps compiles with models.CPU_COMPILER_OPTIONS under the CPU fast paths:
-  YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step,
+  """make_train_steps compiles with models.CPU_COMPILER_OPTIONS (and the temporaries'
+  heaps) under the CPU fast paths: YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step,
   and it takes the reductions (the bias gradients; XLA's own are slow reduce-windows)."""
   config = tiny_config()
   assert models.compiler_options(True) == models.CPU_COMPILER_OPTIONS + (
