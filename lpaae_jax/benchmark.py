@@ -50,6 +50,7 @@ from ml_collections import config_flags
 import lpaae_jax
 from lpaae_jax import cli
 from lpaae_jax import config_validation
+from lpaae_jax import cpu_malloc
 from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train
@@ -333,6 +334,8 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
     raise ValueError(f"Need repeats >= 1, warmup >= 0 and loop_steps >= 0; got {repeats}, "
                      f"{warmup}, {loop_steps}.")
   config_validation.validate_config(config)  # before anything compiles
+  if models.cpu_fast_paths(config.fast_paths):
+    cpu_malloc.keep_freed_memory()  # as train_and_evaluate does
   # Exactly the loop's shardings and steps, so the loop reuses the executables compiled here.
   state_sharding, batch_sharding = train.create_mesh_shardings(config)
   steps = train.make_loop_steps(config, state_sharding, batch_sharding)

@@ -23,7 +23,6 @@ from lpaae_jax import cli
 from lpaae_jax import config_validation
 from lpaae_jax import distributed
 from lpaae_jax import file_utils
-from lpaae_jax import provenance
 
 FLAGS = flags.FLAGS
 
@@ -54,10 +53,6 @@ def main(argv):
   tf.config.experimental.set_visible_devices([], "GPU")
   logging.info("JAX process %d of %d; local devices: %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
-  if jax.default_backend() == "cpu" and provenance.malloc_library() == "system":
-    logging.info("Training on CPU with the C library's malloc: XLA maps and unmaps its "
-                 "buffers every step; preloading tcmalloc makes the steps faster (README, "
-                 "Performance).")
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

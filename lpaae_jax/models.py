@@ -294,10 +294,11 @@ def cpu_fast_paths(fast_paths: str) -> bool:
   """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
   the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
   transposed convs, XLA's own convolutions and temporaries in heaps (`compiler_options`),
-  unrolled fused iterations, a cheap compile of the initialisation and small InceptionV3
-  batches (`evaluate.inception_batch_size`), each measured faster on XLA:CPU
-  (experiments/README.md); "xla": plain Flax layers and XLA's defaults; "auto": "cpu" on
-  the CPU backend, "xla" on GPUs and TPUs."""
+  unrolled fused iterations, a cheap compile of the initialisation, small InceptionV3
+  batches (`evaluate.inception_batch_size`) and glibc keeping freed memory in training
+  processes (`cpu_malloc`), each measured faster on XLA:CPU (experiments/README.md);
+  "xla": plain Flax layers and XLA's defaults; "auto": "cpu" on the CPU backend, "xla" on
+  GPUs and TPUs."""
   if fast_paths == "auto":
     return jax.default_backend() == "cpu"
   return fast_paths == "cpu"
@@ -322,7 +323,8 @@ CPU_COMPILER_OPTIONS = (
 # glibc keeps freed blocks for reuse, about half of those faults go and iterations ran
 # faster: medians 191 -> 159 ms at width 8, 340 -> 302 at 16, 2971 -> 2860 at 64, in
 # separate alternating processes (experiments/benchmark/temp_heaps_ab.sh). A heap holds
-# at least the largest buffer (`compiler_options`' largest_buffer_bytes).
+# at least the largest buffer (`compiler_options`' largest_buffer_bytes). jax 0.10.2 cannot
+# write an executable with several heaps to its persistent compilation cache (it warns).
 CPU_TEMP_HEAP_BYTES = 16 * 2**20
 _TEMP_HEAP_OPTION = "xla_multiheap_size_constraint_per_heap"
 

@@ -25,10 +25,12 @@ from jax.sharding import NamedSharding, PartitionSpec
 import lpaae_jax
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
+from lpaae_jax import cpu_malloc
 from lpaae_jax import errors
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
+from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import figures
@@ -253,6 +255,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
   check_workdir_writable(workdir)
   input_pipeline.check_dataset_available(config)
   state_sharding, batch_sharding = create_mesh_shardings(config)
+  if models.cpu_fast_paths(config.fast_paths):
+    cpu_malloc.keep_freed_memory()  # freed step memory serves the next step (cpu_malloc.py)
 
   # --- States, steps and data.
   writer = metric_writers.create_default_writer(workdir,

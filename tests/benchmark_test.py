@@ -160,3 +160,29 @@ def test_side_by_side_table_gives_median_ratios_of_the_pairs_and_their_range():
   fused = dict(row, ratios=[0.9], fused_ms=150.0, fused_ratios=[1.2])
   header, _, line = torch_side_by_side.table([fused]).splitlines()
   assert "fused call" in header and line.endswith("| 0.90x | 150 | 1.20x |")
+
+
+def test_side_by_side_says_whose_malloc_keeps_freed_memory():
+  from experiments.benchmark import torch_side_by_side  # pylint: disable=g-import-not-at-top
+  sides = torch_side_by_side._malloc_sides  # pylint: disable=protected-access
+  assert sides("system") == "system (both sides)"
+  assert sides("system, freed memory kept") == (
+      "system, freed memory kept (ours, cpu_malloc.keep_freed_memory), "
+      "system as it comes (PyTorch)")
+
+
+def test_compiler_option_variants_on_top_of_ours_keep_ours_and_add_theirs():
+  from experiments.benchmark import compiler_options  # pylint: disable=g-import-not-at-top
+  ynn = "xla_cpu_experimental_ynn_fusion_type"
+  ours = {ynn: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "xla_multiheap_size_constraint_per_heap": 7}
+  assert compiler_options.variant_options("ours", ours) is ours
+  assert compiler_options.variant_options("xla_defaults", ours) == {}
+  assert compiler_options.variant_options("ynn_convs", ours) == {
+      ynn: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION",
+      "xla_multiheap_size_constraint_per_heap": 7}
+  assert compiler_options.variant_options("ynn_convs", {}) == {
+      ynn: "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"}
+  assert compiler_options.variant_options("concurrency_scheduler", ours) == {
+      **ours, "xla_cpu_enable_concurrency_optimized_scheduler": True}
+  assert ours == {ynn: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+                  "xla_multiheap_size_constraint_per_heap": 7}  # not modified

@@ -118,24 +118,32 @@ def test_the_record_names_the_config_commit_packages_and_devices():
 def test_malloc_library_names_a_preloaded_allocator(tmp_path):
   maps = tmp_path / "maps"
   maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
-  assert provenance.malloc_library(str(maps)) == "system"
+  assert provenance.malloc_library(str(maps), {}, kept=False) == "system"
   maps.write_text(maps.read_text()
                   + "7f02-7f03 r-xp 0 08:01 2 /usr/lib/libtcmalloc_minimal.so.4.5.10\n")
-  assert provenance.malloc_library(str(maps)) == "tcmalloc"
-  assert provenance.malloc_library(str(tmp_path / "no_such_maps")) == "system"
+  assert provenance.malloc_library(str(maps), {}, kept=True) == "tcmalloc"
+  assert provenance.malloc_library(str(tmp_path / "no_such_maps"), {}, kept=False) == "system"
+
+
+def test_malloc_library_says_when_glibc_keeps_freed_memory(tmp_path):
+  maps = tmp_path / "maps"
+  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+  assert provenance.malloc_library(str(maps), {}, kept=True) == "system, freed memory kept"
+  assert provenance.malloc_library(
+      str(maps), {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, kept=True) == (
+          "system, glibc.malloc.hugetlb=1, freed memory kept")
 
 
 def test_malloc_library_names_glibcs_huge_page_tunable(tmp_path):
   maps = tmp_path / "maps"
   maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
   tunables = lambda value: {"GLIBC_TUNABLES": value}
-  assert provenance.malloc_library(str(maps), tunables("glibc.malloc.hugetlb=1")) == (
-      "system, glibc.malloc.hugetlb=1")
-  assert provenance.malloc_library(
-      str(maps), tunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2")) == (
-          "system, glibc.malloc.hugetlb=2")
-  assert provenance.malloc_library(str(maps), tunables("glibc.malloc.hugetlb=0")) == "system"
-  assert provenance.malloc_library(str(maps), {}) == "system"
+  name = lambda environ: provenance.malloc_library(str(maps), environ, kept=False)
+  assert name(tunables("glibc.malloc.hugetlb=1")) == "system, glibc.malloc.hugetlb=1"
+  assert name(tunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2")) == (
+      "system, glibc.malloc.hugetlb=2")
+  assert name(tunables("glibc.malloc.hugetlb=0")) == "system"
+  assert name({}) == "system"
 
 
 def test_no_git_commit_outside_a_checkout(monkeypatch, tmp_path):

@@ -12,7 +12,9 @@ import tensorflow_datasets as tfds
 
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
+from lpaae_jax import cpu_malloc
 from lpaae_jax import evaluate
+from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train
 from tests.helpers import (assert_states_close, leaves_equal, run_config, state_drift,
@@ -49,6 +51,16 @@ def test_train_writes_checkpoints_and_summaries(finished_run):
               "eval/pixel_rec_mse"):
     assert tag in tags["scalars"], (tag, sorted(tags["scalars"]))
   assert {"samples", "reconstructions"} <= tags["images"]
+
+
+def test_training_with_the_cpu_fast_paths_keeps_freed_memory(finished_run):
+  config, _, _ = finished_run
+  if not models.cpu_fast_paths(config.fast_paths) or cpu_malloc._glibc() is None:  # pylint: disable=protected-access
+    pytest.skip("the CPU fast paths on glibc's malloc only")
+  if provenance.malloc_library(kept=False) in ("tcmalloc", "jemalloc"):
+    pytest.skip("a preloaded malloc keeps freed memory itself")
+  assert cpu_malloc.kept()
+  assert provenance.malloc_library().endswith("freed memory kept")
 
 
 def test_training_stores_its_resolved_config(finished_run):

@@ -97,6 +97,15 @@ def _ratios(ratios: list[float]) -> str:
   return text
 
 
+def _malloc_sides(ours_malloc: str) -> str:
+  """The malloc line: the same library both sides, but cpu_malloc's settings are ours."""
+  kept = ", freed memory kept"
+  if ours_malloc.endswith(kept):
+    return (f"{ours_malloc} (ours, cpu_malloc.keep_freed_memory), "
+            f"{ours_malloc[:-len(kept)]} as it comes (PyTorch)")
+  return f"{ours_malloc} (both sides)"
+
+
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
@@ -124,7 +133,7 @@ def main(argv):
       f"Supervised, learned prior, batch {FLAGS.batch_size}, float32, median of "
       f"{FLAGS.repeats} iterations, {FLAGS.pairs} back-to-back pairs per width (medians; "
       f"ratios: median (range) of the pairs'); {platform.machine()} CPU, "
-      f"{os.cpu_count()} cores, malloc: {malloc} (both sides); "
+      f"{os.cpu_count()} cores, malloc: {_malloc_sides(malloc)}; "
       f"{torch_version} against lpaae_jax (python -m lpaae_jax.benchmark).", "",
       table(rows), ""])
   print(report)

@@ -1,0 +1,66 @@
+"""glibc's malloc told to keep freed memory: part of the CPU fast paths (`config.fast_paths`).
+
+Each call of a train step allocates its temporaries (in heaps of `models.CPU_TEMP_HEAP_BYTES`)
+and frees them when it returns. glibc then hands the free top of its arenas back to the
+kernel and deletes arena heaps that became empty, so the next call page-faults the same
+memory in again: 106,000-162,000 faults per iteration at width 64. With the trim and mmap
+thresholds fixed high and a 1 GiB top pad (an arena keeps that much free memory at its top,
+and its heaps are never deleted) 14,000-29,000 remain, and iterations ran faster at width
+64 in 13 of 14 alternating rounds (median -3%), at width 8 in 9 of 12, at width 16 in 6 of
+12 (`experiments/benchmark/malloc_thresholds_ab.sh`, experiments/README.md). The cost:
+the process keeps its peak heap for its lifetime, which a training process reaches every
+step anyway. `train.train_and_evaluate` and the benchmark apply it with the CPU fast paths
+on; the train steps themselves do not (it is a setting of the whole process).
+"""
+
+import ctypes
+
+from absl import logging
+
+# mallopt's parameters (glibc's malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+
+# (parameter, value): never trim (mallopt takes an int), allocations up to glibc's largest
+# mmap threshold (32 MiB) come from the arenas, 1 GiB kept at an arena's top.
+SETTINGS = ((_M_TRIM_THRESHOLD, 2**31 - 1), (_M_MMAP_THRESHOLD, 32 * 2**20),
+            (_M_TOP_PAD, 2**30))
+
+_kept = False
+
+
+def _glibc():
+  """The process's C library if it is glibc with mallopt, else None."""
+  try:
+    libc = ctypes.CDLL(None)
+    libc.gnu_get_libc_version  # pylint: disable=pointless-statement
+    return libc if hasattr(libc, "mallopt") else None
+  except (OSError, AttributeError):
+    return None
+
+
+def keep_freed_memory() -> bool:
+  """Applies SETTINGS to this process's glibc malloc; True if it did (or had). Does nothing
+  (False) without glibc or with another malloc preloaded (tcmalloc keeps freed memory
+  itself)."""
+  global _kept
+  if _kept:
+    return True
+  from lpaae_jax import provenance  # pylint: disable=g-import-not-at-top
+  libc = _glibc()
+  if libc is None or provenance.malloc_library(kept=False) in ("tcmalloc", "jemalloc"):
+    return False
+  for parameter, value in SETTINGS:
+    if libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) != 1:
+      logging.warning("glibc rejected mallopt(%d, %d); freed memory is trimmed as usual.",
+                      parameter, value)
+      return False
+  _kept = True
+  logging.info("glibc's malloc keeps freed memory for the next step (CPU fast paths).")
+  return True
+
+
+def kept() -> bool:
+  """Whether `keep_freed_memory` applied its settings in this process."""
+  return _kept

@@ -1,0 +1,58 @@
+"""cpu_malloc: glibc keeps the memory a step frees for the next step."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from lpaae_jax import cpu_malloc
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Twice: allocate 20 blocks of 16 MiB (a width-64 step's temporaries come in heaps of that
+# size), touch every page, free them; print the page faults of the second time.
+_STEP_LIKE_CYCLES = """
+import ctypes, resource, sys
+from lpaae_jax import cpu_malloc
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "keep":
+  assert cpu_malloc.keep_freed_memory() and cpu_malloc.kept()
+def cycle():
+  blocks = [libc.malloc(16 << 20) for _ in range(20)]
+  for block in blocks:
+    ctypes.memset(block, 1, 16 << 20)
+  for block in blocks:
+    libc.free(block)
+cycle()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+cycle()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _second_cycle_faults(mode: str) -> int:
+  result = subprocess.run([sys.executable, "-c", _STEP_LIKE_CYCLES, mode], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+  return int(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(cpu_malloc._glibc() is None, reason="needs glibc's malloc")  # pylint: disable=protected-access
+def test_keep_freed_memory_makes_the_next_step_reuse_the_freed_pages():
+  pages = 20 * (16 << 20) // 4096
+  assert _second_cycle_faults("as_it_comes") > pages // 2  # glibc gave the memory back
+  assert _second_cycle_faults("keep") < pages // 20
+
+
+def test_keep_freed_memory_is_idempotent_and_recorded(monkeypatch):
+  monkeypatch.setattr(cpu_malloc, "_kept", True)
+  assert cpu_malloc.keep_freed_memory() and cpu_malloc.kept()
+
+
+def test_keep_freed_memory_leaves_a_preloaded_malloc_alone(monkeypatch):
+  from lpaae_jax import provenance  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(cpu_malloc, "_kept", False)
+  monkeypatch.setattr(provenance, "malloc_library", lambda **unused: "tcmalloc")
+  assert not cpu_malloc.keep_freed_memory() and not cpu_malloc.kept()
