@@ -16,9 +16,12 @@ Measures, at the config's width, batch and compute_dtype:
     the single steps' FLOPs (the same arithmetic),
   * the compile time of each phase step (`lower(...).compile()`; that executable is the
     one timed, so nothing compiles twice),
-  * FLOPs per step from XLA's cost analysis, the achieved FLOP/s, and the roofline
-    fraction: achieved FLOP/s / this device's dense matmul FLOP/s measured in the same run
-    (float32 on CPU, the config's compute_dtype on accelerators),
+  * FLOPs per step: the model's arithmetic, from XLA's cost analysis of the steps lowered
+    with the plain layers (fast_paths off: direct convolutions), the achieved FLOP/s, and
+    the roofline fraction: achieved FLOP/s / this device's dense matmul FLOP/s measured in
+    the same run (float32 on CPU, the config's compute_dtype on accelerators). A CPU
+    formulation that saves multiplies (conv.py's Winograd convolutions) shows as a higher
+    achieved rate, as MFU counts it (the executables' own counts: `executed_gflops`),
   * the training loop's images/s (`train.train_and_evaluate` for `--loop_steps` steps on
     mock data, or on the real dataset when its data_dir has it), without its first logging
     interval (compilation), and the loop overhead 1 - loop / pure iteration (the fused
@@ -30,6 +33,7 @@ loop places them, so the loop reuses the compilations made here.
 """
 
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -53,6 +57,7 @@ from lpaae_jax import config_validation
 from lpaae_jax import cpu_malloc
 from lpaae_jax import models
 from lpaae_jax import provenance
+from lpaae_jax import states as states_lib
 from lpaae_jax import train
 from lpaae_jax import train_steps
 
@@ -104,7 +109,8 @@ def random_batch(config: ml_collections.ConfigDict, key, sharding,
 
 
 def flops_of(compiled) -> Optional[float]:
-  """FLOPs of a compiled executable from XLA's cost analysis, None when unavailable.
+  """FLOPs of a compiled executable (or a lowered step) from XLA's cost analysis, None when
+  unavailable.
 
   `cost_analysis()` returns a dict, or a list of dicts (one per program) on some
   versions and backends; it may also be None or lack 'flops'.
@@ -118,6 +124,21 @@ def flops_of(compiled) -> Optional[float]:
   flops = [a.get("flops") for a in analysis or () if isinstance(a, dict)]
   flops = [f for f in flops if f is not None and f >= 0]
   return float(sum(flops)) if flops else None
+
+
+def model_flops(step_jit, config: ml_collections.ConfigDict, batch, key,
+                state_sharding=None) -> Optional[float]:
+  """A phase step's arithmetic as the plain layers compute it: the cost analysis of the
+  step lowered (not compiled) for the shapes of states built with the CPU fast paths off,
+  placed by `state_sharding`. XLA counts a convolution's multiply-adds over real input
+  positions, so nn.ConvTranspose counts as its sub-pixel form does; Winograd's fewer
+  multiplies do not lower the count."""
+  plain_spec = dataclasses.replace(models.ModelSpec.from_config(config), cpu_fast_paths=False)
+  shapes = jax.eval_shape(lambda k: states_lib.init_states(
+      plain_spec, states_lib.make_optimizers(config), k), jax.random.key(0))
+  shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                                       sharding=state_sharding), shapes)
+  return flops_of(step_jit.lower(shapes, batch, key))
 
 
 def compile_timed(jitted, *args) -> tuple[Any, float]:
@@ -293,9 +314,10 @@ def _ratio(numerator, denominator) -> Optional[float]:
 
 
 def phase_rows(seconds: dict[str, float], compile_s: dict[str, float],
-               flops: dict[str, Optional[float]], batch_size: int,
-               peak_flops_per_sec: float) -> dict[str, dict[str, Any]]:
-  """Per phase: ms, images/s, compile s, GFLOP, achieved GFLOP/s, roofline fraction."""
+               flops: dict[str, Optional[float]], executed_flops: dict[str, Optional[float]],
+               batch_size: int, peak_flops_per_sec: float) -> dict[str, dict[str, Any]]:
+  """Per phase: ms, images/s, compile s, GFLOP (the model's; and the executable's),
+  achieved GFLOP/s, roofline fraction."""
   rows = {}
   for phase in seconds:
     achieved = _ratio(flops[phase], seconds[phase])
@@ -304,6 +326,8 @@ def phase_rows(seconds: dict[str, float], compile_s: dict[str, float],
         "images_per_sec": batch_size / seconds[phase],
         "compile_s": compile_s[phase],
         "gflops": None if flops[phase] is None else flops[phase] / 1e9,
+        "executed_gflops": (None if executed_flops[phase] is None
+                            else executed_flops[phase] / 1e9),
         "achieved_gflops_per_sec": None if achieved is None else achieved / 1e9,
         "roofline_fraction": _ratio(achieved, peak_flops_per_sec),
     }
@@ -346,12 +370,15 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
 
   aae, aae_compile_s = compile_timed(aae_jit, states, batch, step_key)
   prior, prior_compile_s = compile_timed(prior_jit, states, batch, step_key)
+  flops = {phase: model_flops(step_jit, config, batch, step_key, state_sharding)
+           for phase, step_jit in (("aae", aae_jit), ("prior", prior_jit))}
+  executed_flops = {"aae": flops_of(aae), "prior": flops_of(prior)}
   logging.info("Compiled the steps in %.1f s + %.1f s; timing %d + %d repetitions.",
                aae_compile_s, prior_compile_s, warmup, repeats)
   seconds, states = time_steps(aae, prior, states, batch, step_key, repeats=repeats,
                                warmup=warmup)
-  flops = {"aae": flops_of(aae), "prior": flops_of(prior)}
-  flops["iteration"] = (None if None in flops.values() else flops["aae"] + flops["prior"])
+  for counts in (flops, executed_flops):
+    counts["iteration"] = (None if None in counts.values() else counts["aae"] + counts["prior"])
   compile_s = {"aae": aae_compile_s, "prior": prior_compile_s,
                "iteration": aae_compile_s + prior_compile_s}
   steps_per_jit = config.steps_per_jit
@@ -363,7 +390,8 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
     multi, compile_s["fused"] = compile_timed(multi_jit, states, batches, step_key, 0)
     seconds["fused"], states = time_fused(multi, states, batches, step_key, repeats=repeats,
                                           warmup=warmup)
-    flops["fused"] = flops["iteration"]  # per iteration: the same arithmetic
+    for counts in (flops, executed_flops):
+      counts["fused"] = counts["iteration"]  # per iteration: the same arithmetic
     logging.info("Compiled the fused call of %d iterations in %.1f s.", steps_per_jit,
                  compile_s["fused"])
   del states
@@ -373,7 +401,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
   results = {
       "environment": environment(config), "repeats": repeats, "warmup": warmup,
       "steps_per_jit": steps_per_jit,
-      "phases": phase_rows(seconds, compile_s, flops, config.batch_size,
+      "phases": phase_rows(seconds, compile_s, flops, executed_flops, config.batch_size,
                            matmul["gflops_per_sec"] * 1e9),
       "matmul": matmul,
   }
@@ -424,6 +452,9 @@ def format_table(results: dict[str, Any]) -> str:
   if "fused" in results["phases"]:
     lines.append(f"(fused: {results['steps_per_jit']} iterations per call; ms, images/s, "
                  "GFLOP per iteration)")
+  executed = results["phases"]["iteration"].get("executed_gflops")
+  lines.append("(GFLOP: the model's, as direct convolutions; the executables' own: "
+               f"{_fmt(executed, '.2f')} per iteration)")
   lines += [
       "",
       f"matmul {matmul['n']}x{matmul['n']} {matmul['dtype']}: {matmul['ms']:.1f} ms, "

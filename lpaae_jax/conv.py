@@ -1,4 +1,4 @@
-"""A 2-D convolution whose kernel gradient is computed as matmuls on CPU.
+"""A 2-D convolution with CPU formulations: matmul kernel gradients, Winograd F(4x4, 3x3).
 
 XLA:CPU computes a convolution's kernel gradient as a convolution whose window is the whole
 feature map. For the 1x1 skip projections that is 3-4x slower than the same gradient as one
@@ -8,12 +8,19 @@ the tap-by-tap matmuls measured slower than XLA's own gradient with the jax of
 requirements.txt (`python -m experiments.benchmark.kernel_gradients`; whole iterations in
 experiments/README.md), so only 1x1 kernels take them.
 
+The 3x3 stride-1 convolutions with 128 or more channels on maps of 16x16 or smaller (width
+64's three inner levels, fewer at smaller widths) are computed, forward and both
+gradients, with Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms
+for Convolutional Neural Networks", 2016): per 4x4 output tile 36 multiplies (batched
+matmuls over the channels) instead of 144, traded for transforms that move memory; that
+trade paid only there on this CPU (`winograd_is_faster`).
+
 `conv_general_dilated` below is a drop-in for `jax.lax.conv_general_dilated` (and
-`nn.Conv(conv_general_dilated=...)`): the forward pass and the input gradient are XLA's;
-only the kernel gradient is formulated differently (the same sum, reassociated), and only
-where that measured faster. Configurations it does not cover (dilation, feature groups,
-layouts other than NHWC/HWIO) use lax's. The networks use it only with `config.fast_paths`
-on (`auto` on the CPU backend; see `models.cpu_fast_paths`).
+`nn.Conv(conv_general_dilated=...)`): the same function, formulated differently only where
+that measured faster (the kernel gradient's sum reassociated; Winograd's exact algebra,
+whose float32 rounding is ~1e-5 of the output's scale). Configurations it does not cover
+(dilation, feature groups, layouts other than NHWC/HWIO) use lax's. The networks use it
+only with `config.fast_paths` on (`auto` on the CPU backend; see `models.cpu_fast_paths`).
 """
 
 import functools
@@ -21,6 +28,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 # flax.linen.Conv and our sub-pixel layer use these layouts.
@@ -52,6 +60,9 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Any,
   if any(p < 0 for pair in padding for p in pair):
     return lax_conv()
   strides = tuple(int(s) for s in window_strides)
+  if (lhs.dtype == rhs.dtype == jnp.float32  # measured, and its rounding bounded, in float32
+      and winograd_is_faster(lhs.shape, rhs.shape, strides, padding)):
+    return winograd_conv(lhs, rhs)
   if not matmul_kernel_gradient_is_faster(lhs.shape, rhs.shape, strides, padding):
     return lax_conv()
   return _conv(strides, padding, lhs, rhs)
@@ -121,3 +132,127 @@ def _conv_bwd(strides, padding, residuals, output_grad):
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+# ------------------------------------------------ Winograd F(4x4, 3x3) for 3x3 SAME convs
+
+# Lavin & Gray's F(4, 3) matrices (interpolation points 0, +-1, +-2, infinity): along one axis
+# a 6-wide input tile d and 3-tap kernel g give 4 outputs A^T [(G g) * (B^T d)].
+_B_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
+_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+_A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                 [0, 1, -1, 8, -8, 1]], np.float64)
+_TILE, _OUT = 6, 4  # input tile and output tile sizes
+# The 2-D transforms on row-major flattened tiles (Kronecker products of the 1-D ones), as
+# the left operands of matmuls over the 36 tile positions: a dense (36, 36) matmul beat
+# separable elementwise sums on this CPU. Transposes precomputed for the backward pass.
+_INPUT_TRANSFORM = np.kron(_B_T, _B_T).astype(np.float32)         # (36, 36)
+_KERNEL_TRANSFORM = np.kron(_G, _G).astype(np.float32)            # (36, 9)
+_OUTPUT_TRANSFORM = np.kron(_A_T, _A_T).astype(np.float32)        # (16, 36)
+_KERNEL_TRANSFORM_T = np.ascontiguousarray(_KERNEL_TRANSFORM.T)   # (9, 36)
+_OUTPUT_TRANSFORM_T = np.ascontiguousarray(_OUTPUT_TRANSFORM.T)   # (36, 16)
+
+
+def winograd_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
+  """Where Winograd F(4x4, 3x3) beat XLA:CPU's convolutions, forward and both gradients
+  together (batch 64, float32, this project's CPU, with the train steps' compiler options;
+  `python -m experiments.benchmark.winograd_layers`, winograd_layers_cpu.txt): 3x3 stride-1
+  SAME convs with 128 or more channels in and out on maps of 16x16 or smaller (sides
+  multiples of 4), 1.1-1.9x. On 32x32 maps, and below 128 channels, the transforms' memory
+  traffic cost more than the multiplies saved."""
+  _, height, width, in_features = input_shape
+  return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
+          and tuple(map(tuple, padding)) == ((1, 1), (1, 1))
+          and height % _OUT == 0 and width % _OUT == 0 and max(height, width) <= 16
+          and min(in_features, kernel_shape[3]) >= 128)
+
+
+def _input_tiles(x):
+  """(B, H, W, C) -> the Winograd-domain input, (36, B, H/4 * W/4, C): the 6x6 tiles at
+  stride 4 of x zero-padded by 1 (overlapping by 2), each transformed by B^T d B."""
+  batch, height, width, features = x.shape
+  tiles_h, tiles_w = height // _OUT, width // _OUT
+  overlap = _TILE - _OUT
+  # Pad to whole 4-row blocks plus one, so that a tile is its block and the next block's
+  # first two rows (and the same along columns): reshapes and concatenations, no gather.
+  x = jnp.pad(x, ((0, 0), (1, _OUT * (tiles_h + 1) - height - 1),
+                  (1, _OUT * (tiles_w + 1) - width - 1), (0, 0)))
+  rows = _reshape(x, (batch, tiles_h + 1, _OUT, x.shape[2], features), 0, 0)
+  rows = jnp.concatenate([rows[:, :tiles_h], rows[:, 1:, :overlap]], axis=2)
+  tiles = _reshape(rows, (batch, tiles_h, _TILE, tiles_w + 1, _OUT, features), 0, 0)
+  tiles = jnp.concatenate([tiles[:, :, :, :tiles_w], tiles[:, :, :, 1:, :overlap]], axis=4)
+  # (B, th, 6, tw, 6, C) -> (36, B, th * tw, C), then the transform over the 36 positions.
+  tiles = _reshape(tiles.transpose(2, 4, 0, 1, 3, 5),
+                   (_TILE**2, batch, tiles_h * tiles_w, features), 2, 1)
+  return jnp.einsum("st,tbnc->sbnc", _INPUT_TRANSFORM, tiles)
+
+
+def _output_image(winograd_output, image_shape):
+  """(36, B, n, F) Winograd-domain products -> the (B, H, W, F) output: A^T M A per tile."""
+  batch, height, width, features = image_shape
+  tiles = jnp.einsum("os,sbnf->obnf", _OUTPUT_TRANSFORM, winograd_output)
+  tiles = _reshape(tiles, (_OUT, _OUT, batch, height // _OUT, width // _OUT, features), 1, 2)
+  return _reshape(tiles.transpose(2, 3, 0, 4, 1, 5), image_shape, 0, 0)
+
+
+def _output_tiles(image):
+  """The adjoint of `_output_image`: (B, H, W, F) -> (36, B, n, F)."""
+  batch, height, width, features = image.shape
+  tiles = _reshape(image, (batch, height // _OUT, _OUT, width // _OUT, _OUT, features), 0, 0)
+  tiles = _reshape(tiles.transpose(2, 4, 0, 1, 3, 5), (_OUT**2, batch, -1, features), 2, 1)
+  return jnp.einsum("so,obnf->sbnf", _OUTPUT_TRANSFORM_T, tiles)
+
+
+def _reshape(array, shape, batch_axis, new_batch_axis):
+  """`jnp.reshape` that keeps the batch axis's sharding (the one axis a mesh splits) at its
+  new position: JAX does not infer the output sharding of most reshapes of a sharded array."""
+  sharding = jax.typeof(array).sharding
+  if sharding.mesh.empty:
+    return jnp.reshape(array, shape)
+  spec = [None] * len(shape)
+  spec[new_batch_axis] = (tuple(sharding.spec) + (None,) * array.ndim)[batch_axis]
+  return jnp.reshape(array, shape, out_sharding=jax.sharding.NamedSharding(
+      sharding.mesh, jax.sharding.PartitionSpec(*spec)))
+
+
+def _kernel_transform(kernel):
+  """(3, 3, C, F) -> (36, C, F): G g G^T per input/output channel pair."""
+  return jnp.einsum("st,tcf->scf", _KERNEL_TRANSFORM, kernel.reshape(9, *kernel.shape[2:]))
+
+
+def _winograd_forward(x, kernel):
+  transformed_input = _input_tiles(x)
+  products = jnp.einsum("sbnc,scf->sbnf", transformed_input, _kernel_transform(kernel))
+  return _output_image(products, x.shape[:3] + kernel.shape[3:]), transformed_input
+
+
+@jax.custom_vjp
+def winograd_conv(x, kernel):
+  """`lax.conv_general_dilated(x, kernel, (1, 1), "SAME")` for a (3, 3, C, F) kernel and NHWC
+  x with H and W multiples of 4, by Winograd F(4x4, 3x3); both gradients too."""
+  return _winograd_forward(x, kernel)[0]
+
+
+def _winograd_fwd(x, kernel):
+  output, transformed_input = _winograd_forward(x, kernel)
+  return output, (transformed_input, kernel)
+
+
+def _winograd_bwd(residuals, output_grad):
+  transformed_input, kernel = residuals
+  # Kernel gradient in the Winograd domain, reusing the forward's transformed input:
+  # dU_s = V_s^T dM_s per tile position s, then back through G.
+  products_grad = _output_tiles(output_grad)
+  transformed_kernel_grad = jnp.einsum("sbnc,sbnf->scf", transformed_input, products_grad,
+                                       out_sharding=_replicated(output_grad))
+  kernel_grad = jnp.einsum("ts,scf->tcf", _KERNEL_TRANSFORM_T,
+                           transformed_kernel_grad).reshape(kernel.shape)
+  # Input gradient: the SAME 3x3 convolution of the output gradient with the kernel flipped
+  # and its channels swapped, itself by Winograd (no scatter of overlapping tiles).
+  input_grad = _winograd_forward(output_grad, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))[0]
+  return input_grad, kernel_grad.astype(kernel.dtype)
+
+
+winograd_conv.defvjp(_winograd_fwd, _winograd_bwd)

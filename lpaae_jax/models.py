@@ -8,7 +8,8 @@ CIFAR-10 and SVHN build the same classes with different numbers. Parameters are 
 `cpu_fast_paths` (a field of each conv-holding module, set from `config.fast_paths` by
 `ModelSpec` below, the one place that reads it) swaps in XLA:CPU-friendly formulations of
 the same functions with the same parameter names: `nn.Conv` with `conv.conv_general_dilated`
-(tap-by-tap matmul kernel gradients) and `SubPixelConvTranspose` for `nn.ConvTranspose`.
+(tap-by-tap matmul kernel gradients, Winograd 3x3 convolutions) and `SubPixelConvTranspose`
+for `nn.ConvTranspose`.
 False (the default, and what `auto` gives on GPUs and TPUs) builds plain Flax layers; a
 checkpoint loads either way.
 """
@@ -51,12 +52,12 @@ def _batch_norm(train: bool, momentum: float, dtype: Dtype) -> nn.BatchNorm:
                       dtype=dtype, param_dtype=jnp.float32)
 
 
-# nn.Conv (same parameters, names and initialisers) with conv.py's CPU kernel gradient.
+# nn.Conv (same parameters, names and initialisers) with conv.py's CPU formulations.
 _CpuConv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
 
 
 def conv_layer(cpu_fast_paths: bool):
-  """The 2-D convolution class: nn.Conv, or the same layer with conv.py's kernel gradient."""
+  """The 2-D convolution class: nn.Conv, or the same layer with conv.py's formulations."""
   return _CpuConv if cpu_fast_paths else nn.Conv
 
 
@@ -292,8 +293,8 @@ class CodeDiscriminator(nn.Module):
 
 def cpu_fast_paths(fast_paths: str) -> bool:
   """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
-  the switch and the backend. "cpu": conv.py's matmul kernel gradients, sub-pixel
-  transposed convs, XLA's own convolutions and temporaries in heaps (`compiler_options`),
+  the switch and the backend. "cpu": conv.py's matmul kernel gradients and Winograd
+  3x3 convolutions, sub-pixel transposed convs, XLA's own convolutions and temporaries in heaps (`compiler_options`),
   unrolled fused iterations, a cheap compile of the initialisation, small InceptionV3
   batches (`evaluate.inception_batch_size`) and glibc keeping freed memory in training
   processes (`cpu_malloc`), each measured faster on XLA:CPU (experiments/README.md);

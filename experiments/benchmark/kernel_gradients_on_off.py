@@ -1,14 +1,17 @@
 r"""`python -m lpaae_jax.benchmark` with conv.py's matmul kernel gradients on, off, or chosen
-by the rule used until 2026-12-04.
+by the rule used until 2026-12-04; or with its Winograd convolutions off.
 
-  python -m experiments.benchmark.kernel_gradients_on_off {on|off|until_2026_12_04} \
+  python -m experiments.benchmark.kernel_gradients_on_off \
+      {on|off|until_2026_12_04|winograd_off} \
       --config=configs/cifar10.py:supervised [--config.model.width=16] --loop_steps=0
 
-"on" is the code as it is (`conv.matmul_kernel_gradient_is_faster`: 1x1 kernels only);
-"off" makes it say False for every layer (XLA's kernel gradients everywhere, the rest of the
-CPU fast paths kept); "until_2026_12_04" restores the earlier rule (every output map of 16x16
-or more with 32+ output channels). Alternate them, one at a time, to compare whole
-iterations (`matmul_kernel_gradients_on_off_cpu.txt`).
+"on" is the code as it is (`conv.matmul_kernel_gradient_is_faster`: 1x1 kernels only;
+`conv.winograd_is_faster`); "off" makes the first say False for every layer (XLA's kernel
+gradients everywhere, the rest of the CPU fast paths kept); "until_2026_12_04" restores the
+earlier rule (every output map of 16x16 or more with 32+ output channels); "winograd_off"
+makes the second say False (XLA's 3x3 convolutions everywhere). Alternate them, one at a
+time, to compare whole iterations (`matmul_kernel_gradients_on_off_cpu.txt`,
+`winograd_ab_cpu.txt`, `winograd_ab.sh`).
 """
 
 import sys
@@ -23,15 +26,22 @@ def _rule_until_2026_12_04(input_shape, kernel_shape, strides, padding):
   return out_size[0] * out_size[1] >= 16 * 16 and kernel_shape[3] >= 32
 
 
-RULES = {"on": None, "off": lambda *args, **kwargs: False,
-         "until_2026_12_04": _rule_until_2026_12_04}
+def _never(*args, **kwargs):
+  del args, kwargs
+  return False
+
+
+# name -> (conv.py rule replaced, replacement); "on" replaces none.
+RULES = {"on": (None, None), "off": ("matmul_kernel_gradient_is_faster", _never),
+         "until_2026_12_04": ("matmul_kernel_gradient_is_faster", _rule_until_2026_12_04),
+         "winograd_off": ("winograd_is_faster", _never)}
 
 
 if __name__ == "__main__":
   if len(sys.argv) < 2 or sys.argv[1] not in RULES:
     sys.exit("usage: python -m experiments.benchmark.kernel_gradients_on_off "
-             "{on|off|until_2026_12_04} [benchmark flags]")
-  rule = RULES[sys.argv.pop(1)]
-  if rule is not None:
-    conv.matmul_kernel_gradient_is_faster = rule
+             f"{{{'|'.join(RULES)}}} [benchmark flags]")
+  name, replacement = RULES[sys.argv.pop(1)]
+  if name is not None:
+    setattr(conv, name, replacement)
   benchmark.run()
