@@ -160,8 +160,10 @@ def winograd_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
   together (batch 64, float32, this project's CPU, with the train steps' compiler options;
   `python -m experiments.benchmark.winograd_layers`, winograd_layers_cpu.txt): 3x3 stride-1
   SAME convs with 128 or more channels in and out on maps of 16x16 or smaller (sides
-  multiples of 4), 1.1-1.9x. On 32x32 maps, and below 128 channels, the transforms' memory
-  traffic cost more than the multiplies saved."""
+  multiples of 4): 1.5-1.9x at width 64's 16x16x128, 8x8x256 and 4x4x512, level within the
+  noise (0.94-1.23x over two runs) with 128-256 channels on 8x8 and 4x4 maps. On 32x32 maps,
+  and below 128 channels, the transforms' memory traffic cost more than the multiplies
+  saved."""
   _, height, width, in_features = input_shape
   return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
           and tuple(map(tuple, padding)) == ((1, 1), (1, 1))
