@@ -1,4 +1,5 @@
-"""A 2-D convolution with CPU formulations: matmul kernel gradients, Winograd F(4x4, 3x3).
+"""2-D convolutions with CPU formulations: matmul kernel gradients, Winograd F(4x4, 3x3),
+thin convolutions, the sub-pixel transposed convolution.
 
 XLA:CPU computes a convolution's kernel gradient as a convolution whose window is the whole
 feature map. For the 1x1 skip projections that is 3-4x slower than the same gradient as one
@@ -15,10 +16,20 @@ for Convolutional Neural Networks", 2016): per 4x4 output tile 36 multiplies (ba
 matmuls over the channels) instead of 144, traded for transforms that move memory; that
 trade paid only there on this CPU (`winograd_is_faster`).
 
+The 3x3 convolutions with the image's 1 or 3 channels on one side (the encoder's first, the
+decoder's last layer), which XLA:CPU runs at 10-20 GFLOP/s, are one matmul each way whose
+contraction runs over the wide side: the thin input's 3x3 neighbourhoods times the kernel,
+or the wide input times the kernel to all nine taps' outputs, then their shifted sum
+(`thin_conv`, 1.4-3.3x per layer).
+
+The decoder's sub-pixel transposed convolution (`sub_pixel_conv_transpose`, four 2x2 convs,
+see `models.SubPixelConvTranspose`) takes its input gradient from the transposed conv
+itself: one stride-2 conv instead of the four 2x2 convs' gradients.
+
 `conv_general_dilated` below is a drop-in for `jax.lax.conv_general_dilated` (and
 `nn.Conv(conv_general_dilated=...)`): the same function, formulated differently only where
-that measured faster (the kernel gradient's sum reassociated; Winograd's exact algebra,
-whose float32 rounding is ~1e-5 of the output's scale). Configurations it does not cover
+that measured faster (sums reassociated; Winograd's exact algebra, whose float32 rounding
+is ~1e-5 of the output's scale). Configurations it does not cover
 (dilation, feature groups, layouts other than NHWC/HWIO) use lax's. The networks use it
 only with `config.fast_paths` on (`auto` on the CPU backend; see `models.cpu_fast_paths`).
 """
@@ -60,8 +71,11 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Any,
   if any(p < 0 for pair in padding for p in pair):
     return lax_conv()
   strides = tuple(int(s) for s in window_strides)
-  if (lhs.dtype == rhs.dtype == jnp.float32  # measured, and its rounding bounded, in float32
-      and winograd_is_faster(lhs.shape, rhs.shape, strides, padding)):
+  # Both below were measured (and Winograd's rounding bounded) in float32.
+  float32 = lhs.dtype == rhs.dtype == jnp.float32
+  if float32 and thin_conv_is_faster(lhs.shape, rhs.shape, strides, padding):
+    return thin_conv(lhs, rhs)
+  if float32 and winograd_is_faster(lhs.shape, rhs.shape, strides, padding):
     return winograd_conv(lhs, rhs)
   if not matmul_kernel_gradient_is_faster(lhs.shape, rhs.shape, strides, padding):
     return lax_conv()
@@ -258,3 +272,141 @@ def _winograd_bwd(residuals, output_grad):
 
 
 winograd_conv.defvjp(_winograd_fwd, _winograd_bwd)
+
+
+# ------------------------------------ 3x3 SAME convs with image channels (1 or 3) in or out
+
+# The thin side's channels at most this (the image's: 1 for MNIST, 3 for CIFAR-10/SVHN).
+_THIN_CHANNELS = 4
+
+
+def thin_conv_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
+  """Where `thin_conv` beat XLA:CPU's convolution, forward and both gradients together
+  (batch 64, float32, 32x32 maps, this project's CPU, the train steps' compiler options;
+  `python -m experiments.benchmark.thin_layers`, thin_layers_cpu.txt): 3x3 stride-1 SAME
+  convs with at most 4 channels in or out - the encoder's first and the decoder's last
+  layer, which XLA runs at 10-20 GFLOP/s with 1 or 3 channels on one side. Wider ones
+  keep XLA's (16 -> 16: 0.22x)."""
+  del input_shape  # measured on 32x32 maps; the formulation does not depend on the size
+  return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
+          and tuple(map(tuple, padding)) == ((1, 1), (1, 1))
+          and min(kernel_shape[2:]) <= _THIN_CHANNELS)
+
+
+def _patches(x, flipped: bool = False):
+  """(B, H, W, C) -> (B, H, W, 9C): each position's 3x3 neighbourhood in x zero-padded by 1,
+  taps in HWIO order (row, column, channel). `flipped` takes tap (i, j) from (2 - i, 2 - j)
+  of the neighbourhood, as the kernel gradient of a conv with these inputs needs."""
+  batch, height, width, _ = x.shape
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  offsets = [(2 - i, 2 - j) if flipped else (i, j) for i in range(3) for j in range(3)]
+  return jnp.concatenate([padded[:, i:i + height, j:j + width, :] for i, j in offsets],
+                         axis=-1)
+
+
+def _im2col_conv(x, kernel):
+  """The SAME 3x3 conv as one matmul, (B*H*W, 9C) @ (9C, F): for few input channels."""
+  return jnp.einsum("bhwt,tf->bhwf", _patches(x), kernel.reshape(-1, kernel.shape[3]))
+
+
+def _shifted_sum_conv(x, kernel):
+  """The SAME 3x3 conv as one matmul to the 9F tap outputs of every position (tap-major,
+  (9F, B, H, W)), then the sum of their nine shifted slices: for few output channels."""
+  batch, height, width, _ = x.shape
+  features = kernel.shape[3]
+  taps = jnp.einsum("bhwc,tc->tbhw", x, kernel.swapaxes(2, 3).reshape(9 * features, -1))
+  taps = jnp.pad(taps, ((0, 0), (0, 0), (1, 1), (1, 1)))
+  taps = _reshape(taps, (3, 3, features, batch, height + 2, width + 2), 1, 3)
+  output = sum(taps[i, j, :, :, i:i + height, j:j + width] for i in range(3) for j in range(3))
+  return output.transpose(1, 2, 3, 0)
+
+
+def _thin_forward(x, kernel):
+  if kernel.shape[3] <= _THIN_CHANNELS:
+    return _shifted_sum_conv(x, kernel)
+  return _im2col_conv(x, kernel)
+
+
+@jax.custom_vjp
+def thin_conv(x, kernel):
+  """`lax.conv_general_dilated(x, kernel, (1, 1), "SAME")` for a (3, 3, C, F) kernel with C
+  or F <= 4, NHWC x: every product as a matmul whose contraction runs over the wide side
+  (or over the batch and positions, for the kernel gradient); both gradients too."""
+  return _thin_forward(x, kernel)
+
+
+def _thin_fwd(x, kernel):
+  return _thin_forward(x, kernel), (x, kernel)
+
+
+def _thin_bwd(residuals, output_grad):
+  x, kernel = residuals
+  in_features, features = kernel.shape[2:]
+  out_sharding = _replicated(output_grad)
+  # Kernel gradient: one matmul over (B, H, W), with the neighbourhoods of the thin side.
+  if features <= in_features:
+    kernel_grad = jnp.einsum("bhwc,bhwt->tc", x, _patches(output_grad, flipped=True),
+                             out_sharding=out_sharding)
+    kernel_grad = kernel_grad.reshape(3, 3, features, in_features).swapaxes(2, 3)
+  else:
+    kernel_grad = jnp.einsum("bhwt,bhwf->tf", _patches(x), output_grad,
+                             out_sharding=out_sharding).reshape(kernel.shape)
+  # Input gradient: the SAME conv of the output gradient with the kernel flipped and its
+  # channels swapped, which is thin the other way round.
+  input_grad = _thin_forward(output_grad, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+  return input_grad, kernel_grad.astype(kernel.dtype)
+
+
+thin_conv.defvjp(_thin_fwd, _thin_bwd)
+
+
+# ------------------------------------------- the decoder's 4x4 stride-2 transposed conv
+
+def _sub_pixel_forward(x, kernel):
+  """`lax.conv_transpose(x, kernel, (2, 2), "SAME")` (NHWC, a (4, 4, C, F) kernel, not
+  flipped: nn.ConvTranspose's) as four 2x2 convs, one per output phase, interleaved; see
+  `models.SubPixelConvTranspose`."""
+  batch, height, width, in_features = x.shape
+  features = kernel.shape[3]
+  # kernel[2a + p, 2b + q] is tap (a, b) of phase (p, q).
+  taps = kernel.reshape(2, 2, 2, 2, in_features, features)
+  rows = []
+  for p in range(2):
+    phases = [conv_general_dilated(x, taps[:, p, :, q], (1, 1), ((1 - p, p), (1 - q, q)),
+                                   dimension_numbers=_NHWC_HWIO)
+              for q in range(2)]
+    rows.append(jnp.stack(phases, axis=3))  # (B, H, W, 2q, F)
+  y = jnp.stack(rows, axis=2)  # (B, H, 2p, W, 2q, F)
+  # Under an explicit-sharding mesh JAX cannot infer this merge's output sharding; only
+  # the batch axis is ever split, so the output keeps the input's (NHWC, same rank).
+  return jnp.reshape(y, (batch, 2 * height, 2 * width, features),
+                     out_sharding=jax.typeof(x).sharding)
+
+
+def _transposed_conv(x, kernel):
+  return lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=_NHWC_HWIO)
+
+
+@jax.custom_vjp
+def sub_pixel_conv_transpose(x, kernel):
+  """`lax.conv_transpose(x, kernel, (2, 2), "SAME")` with nn.ConvTranspose's (unflipped)
+  (4, 4, C, F) kernel: forward and kernel gradient by the four sub-pixel 2x2 convs (XLA:CPU
+  runs transposed convs an order of magnitude slower per FLOP), the input gradient as the
+  transposed conv's own, one 4x4 stride-2 conv of the output gradient: 2.1x faster than the
+  four 2x2 convs' input gradients on width 64's 16x16 level, 1.07-1.6x on the others
+  (`python -m experiments.benchmark.sub_pixel_layers`, sub_pixel_layers_cpu.txt)."""
+  return _sub_pixel_forward(x, kernel)
+
+
+def _sub_pixel_fwd(x, kernel):
+  return _sub_pixel_forward(x, kernel), (x, kernel)
+
+
+def _sub_pixel_bwd(residuals, output_grad):
+  x, kernel = residuals
+  (input_grad,) = jax.vjp(lambda x_: _transposed_conv(x_, kernel), x)[1](output_grad)
+  (kernel_grad,) = jax.vjp(lambda k: _sub_pixel_forward(x, k), kernel)[1](output_grad)
+  return input_grad, kernel_grad
+
+
+sub_pixel_conv_transpose.defvjp(_sub_pixel_fwd, _sub_pixel_bwd)

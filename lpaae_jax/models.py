@@ -8,8 +8,8 @@ CIFAR-10 and SVHN build the same classes with different numbers. Parameters are 
 `cpu_fast_paths` (a field of each conv-holding module, set from `config.fast_paths` by
 `ModelSpec` below, the one place that reads it) swaps in XLA:CPU-friendly formulations of
 the same functions with the same parameter names: `nn.Conv` with `conv.conv_general_dilated`
-(tap-by-tap matmul kernel gradients, Winograd 3x3 convolutions) and `SubPixelConvTranspose`
-for `nn.ConvTranspose`.
+(tap-by-tap matmul kernel gradients, Winograd and thin 3x3 convolutions) and
+`SubPixelConvTranspose` for `nn.ConvTranspose`.
 False (the default, and what `auto` gives on GPUs and TPUs) builds plain Flax layers; a
 checkpoint loads either way.
 """
@@ -71,7 +71,8 @@ class SubPixelConvTranspose(nn.Module):
   does not flip the kernel, so along each spatial axis output 2m+p (p = 0, 1) is
   x[m-1+p] w[p] + x[m+p] w[p+2]: a 2x2 conv with taps w[p::2], padded (1-p, p). The four
   output phases are interleaved (depth-to-space). Four separate convs measured faster on
-  CPU than one 4F-channel conv (2x2 on a 1-padded input, or a zero-filled 3x3).
+  CPU than one 4F-channel conv (2x2 on a 1-padded input, or a zero-filled 3x3). The input
+  gradient is the transposed conv's own, a stride-2 conv (`conv.sub_pixel_conv_transpose`).
   Inputs are NHWC with a single batch axis.
   """
   features: int
@@ -82,25 +83,11 @@ class SubPixelConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    batch, height, width, in_features = x.shape
-    kernel = self.param("kernel", self.kernel_init, (4, 4, in_features, self.features),
+    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features),
                         self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    # kernel[2a + p, 2b + q] is tap (a, b) of phase (p, q).
-    taps = kernel.reshape(2, 2, 2, 2, in_features, self.features)
-    rows = []
-    for p in range(2):
-      phases = [
-          conv_lib.conv_general_dilated(x, taps[:, p, :, q], (1, 1), ((1 - p, p), (1 - q, q)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-          for q in range(2)]
-      rows.append(jnp.stack(phases, axis=3))  # (B, H, W, 2q, F)
-    y = jnp.stack(rows, axis=2)  # (B, H, 2p, W, 2q, F)
-    # Under an explicit-sharding mesh JAX cannot infer this merge's output sharding; only
-    # the batch axis is ever split, so the output keeps the input's (NHWC, same rank).
-    y = jnp.reshape(y, (batch, 2 * height, 2 * width, self.features),
-                    out_sharding=jax.typeof(x).sharding)
+    y = conv_lib.sub_pixel_conv_transpose(x, kernel)
     return y + bias
 
 

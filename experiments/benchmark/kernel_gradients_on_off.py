@@ -1,17 +1,21 @@
 r"""`python -m lpaae_jax.benchmark` with conv.py's matmul kernel gradients on, off, or chosen
-by the rule used until 2026-12-04; or with its Winograd convolutions off.
+by the rule used until 2026-12-04; or with its Winograd or thin convolutions off.
 
   python -m experiments.benchmark.kernel_gradients_on_off \
-      {on|off|until_2026_12_04|winograd_off} \
+      {on|off|until_2026_12_04|winograd_off|thin_off|sub_pixel_off} \
       --config=configs/cifar10.py:supervised [--config.model.width=16] --loop_steps=0
 
 "on" is the code as it is (`conv.matmul_kernel_gradient_is_faster`: 1x1 kernels only;
 `conv.winograd_is_faster`); "off" makes the first say False for every layer (XLA's kernel
 gradients everywhere, the rest of the CPU fast paths kept); "until_2026_12_04" restores the
 earlier rule (every output map of 16x16 or more with 32+ output channels); "winograd_off"
-makes the second say False (XLA's 3x3 convolutions everywhere). Alternate them, one at a
-time, to compare whole iterations (`matmul_kernel_gradients_on_off_cpu.txt`,
-`winograd_ab_cpu.txt`, `winograd_ab.sh`).
+makes the second say False (XLA's 3x3 convolutions everywhere); "thin_off" makes
+`conv.thin_conv_is_faster` say False (XLA's convolutions for the layers with image
+channels); "sub_pixel_off" differentiates the decoder's sub-pixel transposed convs
+through their four 2x2 convs, as until 2026-12-06 (not by the stride-2 input gradient of
+`conv.sub_pixel_conv_transpose`). Alternate them, one at a time, to compare whole iterations
+(`matmul_kernel_gradients_on_off_cpu.txt`; `fast_path_ab.sh` -> `winograd_ab_cpu.txt`,
+`thin_ab_cpu.txt`, `sub_pixel_ab_cpu.txt`).
 """
 
 import sys
@@ -34,7 +38,9 @@ def _never(*args, **kwargs):
 # name -> (conv.py rule replaced, replacement); "on" replaces none.
 RULES = {"on": (None, None), "off": ("matmul_kernel_gradient_is_faster", _never),
          "until_2026_12_04": ("matmul_kernel_gradient_is_faster", _rule_until_2026_12_04),
-         "winograd_off": ("winograd_is_faster", _never)}
+         "winograd_off": ("winograd_is_faster", _never),
+         "thin_off": ("thin_conv_is_faster", _never),
+         "sub_pixel_off": ("sub_pixel_conv_transpose", conv._sub_pixel_forward)}  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

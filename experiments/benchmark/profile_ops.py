@@ -9,7 +9,9 @@ Profiles two iterations of each phase step (after two warm-up iterations) with
 convolution kernel gradients (a convolution whose output is a kernel: a <= 4x4 spatial
 result), other convolutions, dots, and everything else, then lists the slowest ops.
 `--config.fast_paths=xla` turns off the CPU formulations (conv.py's matmul kernel gradients,
-sub-pixel transposed convs: XLA's own convolutions instead), to see what they replace. Op times can sum to more than the wall time (ops run in parallel).
+Winograd and thin convs, sub-pixel transposed convs: XLA's own convolutions instead), to see what they replace. Op times can sum to more than the wall time (ops run in parallel).
+With the CPU formulations on, the process keeps freed memory first, as training does
+(`cpu_malloc.keep_freed_memory`); the wall times include the profiler's own overhead.
 """
 
 import collections
@@ -27,6 +29,8 @@ import numpy as np
 from ml_collections import config_flags
 
 import lpaae_jax
+from lpaae_jax import cpu_malloc
+from lpaae_jax import models
 from lpaae_jax import train_steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
@@ -76,6 +80,8 @@ def kind_of(description: str) -> str:
 
 
 def profile(config) -> None:
+  if models.cpu_fast_paths(config.fast_paths):
+    cpu_malloc.keep_freed_memory()  # as training and the benchmark do
   states = lpaae_jax.create_states(config, jax.random.key(0))
   rng = np.random.default_rng(0)
   size, channels = config.model.image_size, config.model.channels
@@ -120,9 +126,9 @@ def profile(config) -> None:
         f"op time {total:.2f} s")
   for kind, value in by_kind.most_common():
     print(f"  {kind:<42}{value:7.2f} s  {100 * value / total:4.0f}%")
-  print(f"slowest {_TOP.value} ops (seconds per iteration, phase, op):")
+  print(f"slowest {_TOP.value} ops (ms per iteration, phase, op):")
   for value, phase, description in sorted(rows, reverse=True)[:_TOP.value]:
-    print(f"  {value:7.3f}  {phase:<6}{description[:150]}")
+    print(f"  {1000 * value:8.2f}  {phase:<6}{description[:150]}")
 
 
 def main(argv):

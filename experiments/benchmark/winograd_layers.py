@@ -45,6 +45,21 @@ def xla_conv(x, kernel):
   return lax.conv_general_dilated(x, kernel, (1, 1), SAME_3X3, dimension_numbers=NHWC)
 
 
+def against_xla(convolution, options, x, kernel, output_grad):
+  """(XLA's ms, `convolution`'s ms, the largest deviation of y, dx and dk from XLA's relative
+  to its largest magnitude): forward and both gradients in one jitted call each, medians of
+  5 calls alternated over ROUNDS rounds."""
+  xla, ours = (jax.jit(forward_and_gradients(fn), compiler_options=options)
+               for fn in (xla_conv, convolution))
+  expected, got = xla(x, kernel, output_grad), ours(x, kernel, output_grad)
+  deviations = [float(jnp.abs(g - e).max() / jnp.abs(e).max()) for g, e in zip(got, expected)]
+  times = {"xla": [], "ours": []}
+  for _ in range(ROUNDS):
+    times["xla"].append(median_seconds(xla, x, kernel, output_grad))
+    times["ours"].append(median_seconds(ours, x, kernel, output_grad))
+  return (*(1e3 * statistics.median(times[k]) for k in ("xla", "ours")), deviations)
+
+
 def main():
   cpu_malloc.keep_freed_memory()
   rng = np.random.default_rng(0)
@@ -59,16 +74,8 @@ def main():
       kernel = jnp.asarray(rng.normal(size=(3, 3, channels, channels)) / np.sqrt(9 * channels),
                            jnp.float32)
       output_grad = jnp.asarray(rng.normal(size=x.shape[:3] + (channels,)), jnp.float32)
-      xla, winograd = (jax.jit(forward_and_gradients(fn), compiler_options=options)
-                       for fn in (xla_conv, conv_lib.winograd_conv))
-      expected, got = xla(x, kernel, output_grad), winograd(x, kernel, output_grad)
-      deviations = [float(jnp.abs(g - e).max() / jnp.abs(e).max())
-                    for g, e in zip(got, expected)]
-      times = {"xla": [], "winograd": []}
-      for _ in range(ROUNDS):
-        times["xla"].append(median_seconds(xla, x, kernel, output_grad))
-        times["winograd"].append(median_seconds(winograd, x, kernel, output_grad))
-      xla_ms, winograd_ms = (1e3 * statistics.median(times[k]) for k in ("xla", "winograd"))
+      xla_ms, winograd_ms, deviations = against_xla(conv_lib.winograd_conv, options, x,
+                                                    kernel, output_grad)
       chosen = conv_lib.winograd_is_faster(x.shape, kernel.shape, (1, 1), SAME_3X3)
       print(f"{channels:>8}{size:>5}{xla_ms:9.2f}{winograd_ms:10.2f}{xla_ms / winograd_ms:10.2f}"
             f"{' / '.join(f'{d:.0e}' for d in deviations):>28}  {chosen}", flush=True)
