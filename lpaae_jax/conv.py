@@ -20,7 +20,7 @@ The 3x3 convolutions with the image's 1 or 3 channels on one side (the encoder's
 decoder's last layer), which XLA:CPU runs at 10-20 GFLOP/s, are one matmul each way whose
 contraction runs over the wide side: the thin input's 3x3 neighbourhoods times the kernel,
 or the wide input times the kernel to all nine taps' outputs, then their shifted sum
-(`thin_conv`, 1.4-3.3x per layer).
+(`thin_conv`, 1.3-3.4x per layer).
 
 The decoder's sub-pixel transposed convolution (`sub_pixel_conv_transpose`, four 2x2 convs,
 see `models.SubPixelConvTranspose`) takes its input gradient from the transposed conv
@@ -286,7 +286,7 @@ def thin_conv_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
   `python -m experiments.benchmark.thin_layers`, thin_layers_cpu.txt): 3x3 stride-1 SAME
   convs with at most 4 channels in or out - the encoder's first and the decoder's last
   layer, which XLA runs at 10-20 GFLOP/s with 1 or 3 channels on one side. Wider ones
-  keep XLA's (16 -> 16: 0.22x)."""
+  keep XLA's (16 -> 16: 0.24x)."""
   del input_shape  # measured on 32x32 maps; the formulation does not depend on the size
   return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
           and tuple(map(tuple, padding)) == ((1, 1), (1, 1))
@@ -344,16 +344,19 @@ def _thin_bwd(residuals, output_grad):
   in_features, features = kernel.shape[2:]
   out_sharding = _replicated(output_grad)
   # Kernel gradient: one matmul over (B, H, W), with the neighbourhoods of the thin side.
+  # Input gradient: the SAME conv of the output gradient with the kernel flipped and its
+  # channels swapped, which is thin the other way round.
   if features <= in_features:
-    kernel_grad = jnp.einsum("bhwc,bhwt->tc", x, _patches(output_grad, flipped=True),
-                             out_sharding=out_sharding)
+    # Both from the output gradient's flipped neighbourhoods (one copy of them).
+    neighbourhoods = _patches(output_grad, flipped=True)
+    kernel_grad = jnp.einsum("bhwc,bhwt->tc", x, neighbourhoods, out_sharding=out_sharding)
     kernel_grad = kernel_grad.reshape(3, 3, features, in_features).swapaxes(2, 3)
+    input_grad = jnp.einsum("bhwt,tc->bhwc", neighbourhoods,
+                            kernel.swapaxes(2, 3).reshape(9 * features, in_features))
   else:
     kernel_grad = jnp.einsum("bhwt,bhwf->tf", _patches(x), output_grad,
                              out_sharding=out_sharding).reshape(kernel.shape)
-  # Input gradient: the SAME conv of the output gradient with the kernel flipped and its
-  # channels swapped, which is thin the other way round.
-  input_grad = _thin_forward(output_grad, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+    input_grad = _shifted_sum_conv(output_grad, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
   return input_grad, kernel_grad.astype(kernel.dtype)
 
 

@@ -218,8 +218,8 @@ def test_thin_conv_is_what_the_rule_picks_and_only_there():
 
 
 def test_thin_rule_follows_the_measurements():
-  # Measured (batch 64, 32x32, this CPU, thin_layers_cpu.txt): 1.4-3.3x faster with 1 or 3
-  # image channels in or out at widths 8-64; 16 -> 16 4.5x slower.
+  # Measured (batch 64, 32x32, this CPU, thin_layers_cpu.txt): 1.3-3.4x faster with 1 or 3
+  # image channels in or out at widths 8-64; 16 -> 16 about 4x slower.
   same_3x3 = ((1, 1), (1, 1))
   rule = conv_lib.thin_conv_is_faster
   for in_features, features in ((1, 8), (8, 1), (3, 16), (16, 3), (3, 64), (64, 3)):
