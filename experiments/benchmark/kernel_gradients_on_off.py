@@ -35,7 +35,8 @@ def _never(*args, **kwargs):
   return False
 
 
-# name -> (conv.py rule replaced, replacement); "on" replaces none.
+# name -> (conv.py attribute replaced: a rule, or sub_pixel_conv_transpose; its replacement);
+# "on" replaces none.
 RULES = {"on": (None, None), "off": ("matmul_kernel_gradient_is_faster", _never),
          "until_2026_12_04": ("matmul_kernel_gradient_is_faster", _rule_until_2026_12_04),
          "winograd_off": ("winograd_is_faster", _never),
