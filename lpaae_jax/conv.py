@@ -185,23 +185,24 @@ def winograd_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
           and min(in_features, kernel_shape[3]) >= 128)
 
 
+def _tile_positions(x, tile: int):
+  """(B, H', W', C) -> (tile**2, B, th * tw, C): for each position (i, j) of the tile x tile
+  tiles at stride 4, x at that position of every tile (a stride-4 slice), the tiles' rows
+  and columns flattened (stride-4 slices, stacked: shorter than, and never measurably
+  slower than, the reshapes and transpose to the same layout used until 2026-12-06)."""
+  batch, _, _, features = x.shape
+  tiles_h, tiles_w = (x.shape[1] - tile) // _OUT + 1, (x.shape[2] - tile) // _OUT + 1
+  positions = jnp.stack([
+      lax.slice(x, (0, i, j, 0), (batch, i + _OUT * (tiles_h - 1) + 1,
+                                  j + _OUT * (tiles_w - 1) + 1, features), (1, _OUT, _OUT, 1))
+      for i in range(tile) for j in range(tile)])
+  return _reshape(positions, (tile**2, batch, tiles_h * tiles_w, features), 1, 1)
+
+
 def _input_tiles(x):
   """(B, H, W, C) -> the Winograd-domain input, (36, B, H/4 * W/4, C): the 6x6 tiles at
   stride 4 of x zero-padded by 1 (overlapping by 2), each transformed by B^T d B."""
-  batch, height, width, features = x.shape
-  tiles_h, tiles_w = height // _OUT, width // _OUT
-  overlap = _TILE - _OUT
-  # Pad to whole 4-row blocks plus one, so that a tile is its block and the next block's
-  # first two rows (and the same along columns): reshapes and concatenations, no gather.
-  x = jnp.pad(x, ((0, 0), (1, _OUT * (tiles_h + 1) - height - 1),
-                  (1, _OUT * (tiles_w + 1) - width - 1), (0, 0)))
-  rows = _reshape(x, (batch, tiles_h + 1, _OUT, x.shape[2], features), 0, 0)
-  rows = jnp.concatenate([rows[:, :tiles_h], rows[:, 1:, :overlap]], axis=2)
-  tiles = _reshape(rows, (batch, tiles_h, _TILE, tiles_w + 1, _OUT, features), 0, 0)
-  tiles = jnp.concatenate([tiles[:, :, :, :tiles_w], tiles[:, :, :, 1:, :overlap]], axis=4)
-  # (B, th, 6, tw, 6, C) -> (36, B, th * tw, C), then the transform over the 36 positions.
-  tiles = _reshape(tiles.transpose(2, 4, 0, 1, 3, 5),
-                   (_TILE**2, batch, tiles_h * tiles_w, features), 2, 1)
+  tiles = _tile_positions(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), _TILE)
   return jnp.einsum("st,tbnc->sbnc", _INPUT_TRANSFORM, tiles)
 
 
@@ -215,10 +216,7 @@ def _output_image(winograd_output, image_shape):
 
 def _output_tiles(image):
   """The adjoint of `_output_image`: (B, H, W, F) -> (36, B, n, F)."""
-  batch, height, width, features = image.shape
-  tiles = _reshape(image, (batch, height // _OUT, _OUT, width // _OUT, _OUT, features), 0, 0)
-  tiles = _reshape(tiles.transpose(2, 4, 0, 1, 3, 5), (_OUT**2, batch, -1, features), 2, 1)
-  return jnp.einsum("so,obnf->sbnf", _OUTPUT_TRANSFORM_T, tiles)
+  return jnp.einsum("so,obnf->sbnf", _OUTPUT_TRANSFORM_T, _tile_positions(image, _OUT))
 
 
 def _reshape(array, shape, batch_axis, new_batch_axis):

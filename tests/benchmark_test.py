@@ -177,6 +177,28 @@ def test_side_by_side_says_whose_malloc_keeps_freed_memory():
       "system as it comes (PyTorch)")
 
 
+def test_tiles_by_transpose_rule_gathers_the_same_winograd_tiles():
+  """The A/B rule's earlier formulation computes what conv._tile_positions does, for the
+  input's 6x6 tiles (padded map) and the output's 4x4 ones, on non-square maps too."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from experiments.benchmark import kernel_gradients_on_off  # pylint: disable=g-import-not-at-top
+  from lpaae_jax import conv  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(0), (2, 8, 12, 3))
+  for array, tile in ((jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 6), (x, 4)):
+    got = kernel_gradients_on_off._tile_positions_by_transpose(array, tile)  # pylint: disable=protected-access
+    np.testing.assert_array_equal(got, conv._tile_positions(array, tile))  # pylint: disable=protected-access
+    assert got.shape == (tile**2, 2, 6, 3)
+
+
+def test_in_process_ab_summary_counts_pair_wins_and_the_median_ratio():
+  from experiments.benchmark import in_process_ab  # pylint: disable=g-import-not-at-top
+  text = in_process_ab.summary({"on": [90.0, 110.0, 100.0], "thin_off": [100.0, 100.0, 125.0]},
+                               "on", "thin_off")
+  assert "on       median    100.0 ms, mean    100.0" in text
+  assert "thin_off median    100.0 ms, mean    108.3" in text
+  assert text.endswith("on faster in 2 of 3 adjacent pairs; median ratio on/thin_off 0.900")
+
+
 def test_compiler_option_variants_on_top_of_ours_keep_ours_and_add_theirs():
   from experiments.benchmark import compiler_options  # pylint: disable=g-import-not-at-top
   ynn = "xla_cpu_experimental_ynn_fusion_type"
