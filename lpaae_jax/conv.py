@@ -188,8 +188,8 @@ def winograd_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
 def _tile_positions(x, tile: int):
   """(B, H', W', C) -> (tile**2, B, th * tw, C): for each position (i, j) of the tile x tile
   tiles at stride 4, x at that position of every tile (a stride-4 slice), the tiles' rows
-  and columns flattened (stride-4 slices, stacked: shorter than, and never measurably
-  slower than, the reshapes and transpose to the same layout used until 2026-12-06)."""
+  and columns flattened (stride-4 slices, stacked: shorter than the reshapes and transpose
+  to the same layout used until 2026-12-06, and as fast within the noise)."""
   batch, _, _, features = x.shape
   tiles_h, tiles_w = (x.shape[1] - tile) // _OUT + 1, (x.shape[2] - tile) // _OUT + 1
   positions = jnp.stack([

@@ -190,6 +190,18 @@ def test_tiles_by_transpose_rule_gathers_the_same_winograd_tiles():
     assert got.shape == (tile**2, 2, 6, 3)
 
 
+def test_a_rule_replaces_its_conv_attribute_only_inside_the_block():
+  from experiments.benchmark import kernel_gradients_on_off  # pylint: disable=g-import-not-at-top
+  from lpaae_jax import conv  # pylint: disable=g-import-not-at-top
+  shapes = ((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1), (1, 1)))
+  assert conv.thin_conv_is_faster(*shapes)
+  with kernel_gradients_on_off.rule_applied("thin_off"):
+    assert not conv.thin_conv_is_faster(*shapes)
+  assert conv.thin_conv_is_faster(*shapes)
+  with kernel_gradients_on_off.rule_applied("on"):
+    assert conv.thin_conv_is_faster(*shapes)
+
+
 def test_in_process_ab_summary_counts_pair_wins_and_the_median_ratio():
   from experiments.benchmark import in_process_ab  # pylint: disable=g-import-not-at-top
   text = in_process_ab.summary({"on": [90.0, 110.0, 100.0], "thin_off": [100.0, 100.0, 125.0]},

@@ -25,7 +25,6 @@ from ml_collections import config_flags
 import lpaae_jax
 from experiments.benchmark import kernel_gradients_on_off
 from lpaae_jax import benchmark
-from lpaae_jax import conv
 from lpaae_jax import cpu_malloc
 from lpaae_jax import models
 from lpaae_jax import train
@@ -40,21 +39,14 @@ _ITERATIONS = flags.DEFINE_integer("iterations", 16, "Timed iterations per varia
 
 def compile_variant(config, rule: str, state_sharding, batch_sharding, batch, key):
   """(aae, prior) executables and fresh states, traced with `rule`'s replacement in conv."""
-  name, replacement = kernel_gradients_on_off.RULES[rule]
-  original = getattr(conv, name) if name else None
-  if name:
-    setattr(conv, name, replacement)
   # The replacement acts when the steps are traced. make_loop_steps returns cached jitted
   # functions, whose traces jax would reuse for the second variant: clear them first.
   jax.clear_caches()
-  try:
+  with kernel_gradients_on_off.rule_applied(rule):
     states = lpaae_jax.create_states(config, jax.random.key(config.seed), state_sharding)
     steps = train.make_loop_steps(config, state_sharding, batch_sharding)
     executables = [step.lower(states, batch, key).compile()
                    for step in (steps.aae_phase, steps.prior_phase)]
-  finally:
-    if name:
-      setattr(conv, name, original)
   return executables, states
 
 

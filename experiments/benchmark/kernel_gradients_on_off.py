@@ -21,6 +21,7 @@ at a time, to compare whole iterations (`matmul_kernel_gradients_on_off_cpu.txt`
 compile both variants in one process (`in_process_ab.py`).
 """
 
+import contextlib
 import sys
 
 import jax.numpy as jnp
@@ -70,11 +71,25 @@ RULES = {"on": (None, None), "off": ("matmul_kernel_gradient_is_faster", _never)
          "tiles_by_transpose": ("_tile_positions", _tile_positions_by_transpose)}
 
 
+@contextlib.contextmanager
+def rule_applied(rule: str):
+  """conv.py with RULES[rule]'s replacement while the block runs; it acts on the steps
+  traced there (a jitted function traced before keeps its trace)."""
+  name, replacement = RULES[rule]
+  if name is None:
+    yield
+    return
+  original = getattr(conv, name)
+  setattr(conv, name, replacement)
+  try:
+    yield
+  finally:
+    setattr(conv, name, original)
+
+
 if __name__ == "__main__":
   if len(sys.argv) < 2 or sys.argv[1] not in RULES:
     sys.exit("usage: python -m experiments.benchmark.kernel_gradients_on_off "
              f"{{{'|'.join(RULES)}}} [benchmark flags]")
-  name, replacement = RULES[sys.argv.pop(1)]
-  if name is not None:
-    setattr(conv, name, replacement)
-  benchmark.run()
+  with rule_applied(sys.argv.pop(1)):
+    benchmark.run()

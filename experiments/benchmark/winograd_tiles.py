@@ -31,13 +31,8 @@ ROUNDS = 3
 
 def compiled(fn, options, args, earlier_gather: bool):
   """`fn` jitted and compiled for `args`, traced with the earlier or the current gather."""
-  current = conv_lib._tile_positions  # pylint: disable=protected-access
-  if earlier_gather:
-    conv_lib._tile_positions = kernel_gradients_on_off._tile_positions_by_transpose  # pylint: disable=protected-access
-  try:
+  with kernel_gradients_on_off.rule_applied("tiles_by_transpose" if earlier_gather else "on"):
     return jax.jit(fn, compiler_options=options).lower(*args).compile()
-  finally:
-    conv_lib._tile_positions = current  # pylint: disable=protected-access
 
 
 def main():
