@@ -22,6 +22,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.train_split = "train"
   config.eval_split = "test"
   config.shuffle_buffer_size = 10_000
+  config.random_flip = False            # ours: mirror each training image with probability 1/2
 
   config.model = ml_collections.ConfigDict()
   config.model.image_size = 32          # every network works on 32x32 (MNIST is padded 28->32)
@@ -33,6 +34,15 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.model.condition = "none"       # none | supervised | unsupervised
   config.model.prior = "learned"        # learned (code generator) | fixed (N(0, I) baseline)
   config.model.disc_hidden = 1000       # D_I's dense layer
+  # ours (SPEC §1): the decoder's 2x upsampling, "transposed" (the paper's 4x4 stride-2
+  # transposed conv) or "resize_conv" (nearest upsampling, then a 3x3 conv); its blocks'
+  # normalisation, "none" (the paper's table) or "batch"; D_I's normalisation, "batch" (the
+  # table's BatchNorm, each batch by its own statistics), "none" or "spectral"; D_I's width
+  # (None: model.width).
+  config.model.upsampling = "transposed"
+  config.model.decoder_norm = "none"
+  config.model.image_disc_norm = "batch"
+  config.model.image_disc_width = ml_collections.config_dict.placeholder(int)
   config.model.code_disc_hidden = (1000, 500, 200)
   config.model.bn_momentum = 0.9        # ours: running stats track fast for inference-mode use
   # ours (DESIGN §2): how the supervised setting ties s to the real labels. code_discriminator:

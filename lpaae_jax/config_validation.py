@@ -20,6 +20,9 @@ LABEL_TIES = ("none", "code_discriminator", "q_real", "both")
 FIXED_BATCH_NORMS = ("batch", "running")
 INFO_AUGMENTATIONS = ("none", "affine")  # lpaae_jax/augment.py
 FEATURE_LAYERS = (1, 2, 3)
+UPSAMPLINGS = ("transposed", "resize_conv")  # models.ResBlock
+DECODER_NORMS = ("none", "batch")
+IMAGE_DISC_NORMS = ("batch", "none", "spectral")  # models.ImageDiscriminator
 NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
             "code_generator")
 
@@ -65,6 +68,15 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
            f"allowed: {', '.join(LABEL_TIES)}")
   _require(model.fixed_batch_norm in FIXED_BATCH_NORMS, "model.fixed_batch_norm",
            model.fixed_batch_norm, f"allowed: {', '.join(FIXED_BATCH_NORMS)}")
+  # Configs from before these fields mean the paper's table (models.ModelSpec.from_config).
+  for field, allowed in (("upsampling", UPSAMPLINGS), ("decoder_norm", DECODER_NORMS),
+                         ("image_disc_norm", IMAGE_DISC_NORMS)):
+    value = model.get(field, allowed[0])
+    _require(value in allowed, "model." + field, value, f"allowed: {', '.join(allowed)}")
+  disc_width = model.get("image_disc_width")
+  _require(disc_width is None or (isinstance(disc_width, int) and not isinstance(
+      disc_width, bool) and disc_width > 0), "model.image_disc_width", disc_width,
+           "must be a positive integer, or None for model.width")
   layers = config.loss.feature_layers
   _require(isinstance(layers, (tuple, list)) and len(layers) > 0 and len(set(layers)) == len(layers)
            and all(layer in FEATURE_LAYERS and not isinstance(layer, bool) for layer in layers),
@@ -151,6 +163,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            "must be an integer >= 0 (0 disables profiling)")
   value = _get(config, "reinit")
   _require(isinstance(value, bool), "reinit", value, "must be True or False")
+  value = config.get("random_flip", False)  # configs from before the field do not flip
+  _require(isinstance(value, bool), "random_flip", value, "must be True or False")
   value = _get(config, "seed")
   _require(isinstance(value, int) and not isinstance(value, bool), "seed", value,
            "must be an integer")

@@ -21,11 +21,18 @@ its variant) overrides apply as usual, and a config of another dataset or model 
   judge_fid               Frechet distance in the judge's hidden-layer } (any setting)
                           features (cheap; FID-like for MNIST on CPU)  }
   kmeans_accuracy, _nmi   k-means (k = num_classes) of encoder codes of real eval images
+  code_alignment_accuracy supervised: the class of a real image read off the s of its 10
+                          nearest prior codes (t-SNE's overlay as a number; chance 0.1)
   reconstruction_mse      mean squared pixel error of dec(enc(x)) on real eval images ([-1, 1])
   mean_image_mse          the same error for predicting the eval split's mean image (the
                           baseline a reconstruction must beat)
   reconstruction_judge_accuracy   judge(dec(enc(x))) == label of x: the reconstructions
                           keep the class (needs a judge)
+  sample_lattice_ratio_p2/_p4/_p8, sample_colour_grain_ratio   the decoder's artefacts in
+                          the first 1000 samples, as ratios to the first 1000 real eval
+                          images (`evaluation.artifacts`; ~1 for real images)
+  reconstruction_lattice_ratio_p2/..., reconstruction_colour_grain_ratio   the same for
+                          the reconstructions of those real images
 
 and writes `out_dir/metrics.json` (with "provenance": the config, git commit, package
 versions and devices; see lpaae_jax.provenance), `samples_grid.png` (Figure 3),
@@ -73,7 +80,8 @@ from lpaae_jax import forward
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax import provenance
-from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
+from lpaae_jax.evaluation import (artifacts, disentanglement, figures, inception, judge,
+                                  metrics)
 from lpaae_jax.states import States
 
 METRICS_FILE = "metrics.json"
@@ -307,9 +315,15 @@ def scalar_metrics(results: dict) -> dict[str, float]:
 # --- Evaluation ----------------------------------------------------------------------------
 
 
+def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+  return {prefix + key: value for key, value in values.items()}
+
+
 def _sample_metrics(config, states: States, num_samples: int, judge_model, unavailable: dict,
                     cache_dir: str, real_images: np.ndarray) -> dict[str, Any]:
-  """FID / IS / judge metrics of `num_samples` prior samples, streamed batch by batch."""
+  """FID / IS / judge metrics of `num_samples` prior samples, streamed batch by batch, and
+  the artefact ratios of the first artifacts.NUM_IMAGES (all that is drawn when neither
+  Inception nor a judge reads the samples)."""
   results = {}
   inception_fn, has_logits = None, False
   if not _eval_field(config, "use_inception", True):
@@ -327,18 +341,21 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
         f"the Inception weights {weights_path} have no 'fc' layer (pool3 only), so no "
         "logits: convert the full pytorch-fid release (pt_inception-2015-12-05-6726825d.pth) "
         "with python -m lpaae_jax.evaluation.convert_inception")
-  if inception_fn is None and judge_model is None:
-    return results
-
   moments, judge_moments = FeatureMoments(), FeatureMoments()
+  first_samples = []
   logits, judge_labels, conditions = [], [], []
   num_nonfinite = done = 0
   batch_size = int(config.eval.batch_size)
-  progress = Progress("Samples through " + " and ".join(
-      name for name, used in (("Inception", inception_fn), ("the judge", judge_model))
-      if used is not None), num_samples)
+  readers = [name for name, used in (("Inception", inception_fn), ("the judge", judge_model))
+             if used is not None]
+  if not readers:
+    num_samples = min(num_samples, artifacts.NUM_IMAGES)
+  progress = Progress("Samples through " + (" and ".join(readers) or "the artefact ratios"),
+                      num_samples)
   for images, s in sample_batches(states, eval_keys(config)["samples"], num_samples,
                                   batch_size):
+    if done < artifacts.NUM_IMAGES:
+      first_samples.append(images[:artifacts.NUM_IMAGES - done])
     done += len(images)
     num_nonfinite += int(np.sum(~np.isfinite(images).reshape(len(images), -1).all(axis=1)))
     if inception_fn is not None:
@@ -353,6 +370,9 @@ def _sample_metrics(config, states: States, num_samples: int, judge_model, unava
       conditions.append(s)
     progress.update(done)
   results["num_nonfinite_samples"] = num_nonfinite
+  if not num_nonfinite:
+    results.update(_prefixed("sample_", artifacts.artifact_ratios(
+        np.concatenate(first_samples), real_images[:artifacts.NUM_IMAGES])))
 
   if inception_fn is not None and num_nonfinite:
     unavailable["fid"] = unavailable["inception_score"] = (
@@ -446,6 +466,8 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
                                   real_images, batch_size)
   results["reconstruction_mse"] = float(np.mean(np.square(reconstructions - real_images)))
   results["mean_image_mse"] = float(np.mean(np.square(real_images - real_images.mean(axis=0))))
+  results.update(_prefixed("reconstruction_", artifacts.artifact_ratios(
+      reconstructions[:artifacts.NUM_IMAGES], real_images[:artifacts.NUM_IMAGES])))
   if judge_model is not None:
     results["reconstruction_judge_accuracy"] = float(np.mean(
         judge.judge_predict(judge_model, reconstructions) == real_labels))
@@ -460,6 +482,10 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
   }
   num_tsne = min(int(_eval_field(config, "num_tsne_points", DEFAULT_NUM_TSNE_POINTS)),
                  len(real_images))
+  if spec.condition == "supervised":  # either prior: its codes are [z'; one-hot s]
+    results["code_alignment_accuracy"] = disentanglement.code_alignment_accuracy(
+        codes[:num_tsne], real_labels[:num_tsne],
+        *prior_code_samples(states, keys["tsne"], num_tsne))
   prior_codes, prior_s = (prior_code_samples(states, keys["tsne"], num_tsne)
                           if spec.learned_prior else (None, None))
   tsne_start = time.perf_counter()

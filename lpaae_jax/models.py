@@ -91,28 +91,82 @@ class SubPixelConvTranspose(nn.Module):
     return y + bias
 
 
-class ResBlock(nn.Module):
-  """conv3x3 -> ReLU -> conv3x3, plus a skip, ReLU after the sum (no normalisation).
+def nearest_upsampling_kernel(kernel):
+  """The (4, 4, C, F) kernel of the stride-2 transposed conv (nn.ConvTranspose's SAME,
+  unflipped) that equals a 3x3 SAME conv with `kernel` (3, 3, C, F) applied after nearest
+  2x upsampling. Along each axis output 2m takes w0 x[m-1] + (w1 + w2) x[m] and output
+  2m+1 takes (w0 + w1) x[m] + w2 x[m+1], i.e. the transposed conv's taps
+  [w0, w0 + w1, w1 + w2, w2] (see SubPixelConvTranspose): the resize-conv at the
+  transposed conv's cost, and both output phases sum the same taps, so no checkerboard."""
+  def four_taps(k, axis):
+    k0, k1, k2 = jnp.split(k, 3, axis=axis)
+    return jnp.concatenate([k0, k0 + k1, k1 + k2, k2], axis=axis)
+  return four_taps(four_taps(kernel, 0), 1)
 
-  `resample="down"` makes the first conv 3x3 stride 2 (encoder); `"up"` makes it a 4x4
-  stride-2 transposed conv (decoder), DESIGN §1's; with `cpu_fast_paths` computed as
-  sub-pixel convolutions by `SubPixelConvTranspose`, because XLA:CPU's transposed conv is
-  slow (both name their parameters `ConvTranspose_0`). When resolution or channels change,
-  the skip is a learned 1x1 projection after average-pooling / before nearest upsampling
-  (ours; the projection commutes with the upsampling).
+
+class ResizeConv(nn.Module):
+  """Nearest 2x upsampling then a 3x3 SAME conv (Odena et al. 2016's fix for the
+  transposed conv's checkerboard), evaluated as the equivalent transposed conv
+  (`nearest_upsampling_kernel`): parameters `kernel` (3, 3, C, F) and `bias` (F,), as an
+  nn.Conv's; `cpu_fast_paths` computes it by sub-pixel convs (conv.py). NHWC inputs."""
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  cpu_fast_paths: bool = False
+  kernel_init: Any = nn.initializers.lecun_normal()  # nn.Conv's defaults
+  bias_init: Any = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    kernel = nearest_upsampling_kernel(kernel)
+    if self.cpu_fast_paths:
+      y = conv_lib.sub_pixel_conv_transpose(x, kernel)
+    else:
+      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+
+
+UPSAMPLINGS = config_validation.UPSAMPLINGS
+
+
+class ResBlock(nn.Module):
+  """conv3x3 -> ReLU -> conv3x3, plus a skip, ReLU after the sum.
+
+  `resample="down"` makes the first conv 3x3 stride 2 (encoder); `"up"` makes it a 2x
+  upsampling conv (decoder): `upsampling="transposed"` the 4x4 stride-2 transposed conv of
+  DESIGN §1's table (with `cpu_fast_paths` computed as sub-pixel convolutions by
+  `SubPixelConvTranspose`, because XLA:CPU's transposed conv is slow; both name their
+  parameters `ConvTranspose_0`), `"resize_conv"` nearest upsampling then a 3x3 conv
+  (`ResizeConv`, ours). `batch_norm` (ours) normalises each conv's output before its ReLU
+  (the second conv's before the sum). When resolution or channels change, the skip is a
+  learned 1x1 projection after average-pooling / before nearest upsampling (ours; the
+  projection commutes with the upsampling).
   """
   features: int
   resample: str = "none"  # none | down | up
   dtype: Dtype = jnp.float32
   cpu_fast_paths: bool = False
+  upsampling: str = "transposed"
+  batch_norm: bool = False
+  bn_momentum: float = 0.9
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train: bool = False):
     conv = lambda f, k, s=1: conv_layer(self.cpu_fast_paths)(
         f, (k, k), strides=(s, s), padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
+    norm = ((lambda h: _batch_norm(train, self.bn_momentum, self.dtype)(h))
+            if self.batch_norm else (lambda h: h))
     if self.resample == "down":
       h = conv(self.features, 3, 2)(x)
-    elif self.resample == "up":
+    elif self.resample == "up" and self.upsampling == "resize_conv":
+      h = ResizeConv(self.features, dtype=self.dtype, cpu_fast_paths=self.cpu_fast_paths,
+                     name="ResizeConv_0")(x)
+    elif self.resample == "up" and self.upsampling == "transposed":
       transposed = SubPixelConvTranspose if self.cpu_fast_paths else functools.partial(
           nn.ConvTranspose, kernel_size=(4, 4), strides=(2, 2), padding="SAME")
       h = transposed(self.features, dtype=self.dtype, param_dtype=jnp.float32,
@@ -120,8 +174,9 @@ class ResBlock(nn.Module):
     elif self.resample == "none":
       h = conv(self.features, 3)(x)
     else:
-      raise ValueError(f"ResBlock.resample={self.resample!r}; use 'none', 'down' or 'up'.")
-    h = conv(self.features, 3)(nn.relu(h))
+      raise ValueError(f"ResBlock.resample={self.resample!r}, upsampling="
+                       f"{self.upsampling!r}; use 'none', 'down' or 'up', and {UPSAMPLINGS}.")
+    h = norm(conv(self.features, 3)(nn.relu(norm(h))))
 
     skip = x
     if self.resample == "down":
@@ -167,10 +222,10 @@ class Encoder(nn.Module):
     x = x.astype(self.dtype)
     x = nn.relu(conv_layer(self.cpu_fast_paths)(self.width, (3, 3), padding="SAME",
                                                  dtype=self.dtype, param_dtype=jnp.float32)(x))
-    x = ResBlock(self.width, dtype=self.dtype, cpu_fast_paths=self.cpu_fast_paths)(x)
+    x = ResBlock(self.width, dtype=self.dtype, cpu_fast_paths=self.cpu_fast_paths)(x, train)
     for level in range(1, num_resolution_levels(self.image_size) + 1):
       x = ResBlock(level_width(self.width, level), "down", dtype=self.dtype,
-                   cpu_fast_paths=self.cpu_fast_paths)(x)
+                   cpu_fast_paths=self.cpu_fast_paths)(x, train)
     x = jnp.mean(x, axis=(1, 2))  # global average pool over the 4x4 map
     x = nn.Dense(2 * self.code_dim, dtype=self.dtype, param_dtype=jnp.float32)(x)
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
@@ -179,13 +234,18 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """code (B, code_dim) -> image (B, S, S, C) in [-1, 1] (tanh)."""
+  """code (B, code_dim) -> image (B, S, S, C) in [-1, 1] (tanh).
+
+  `upsampling` and `block_norm` ("none" | "batch") choose its blocks' upsampling conv and
+  normalisation (`ResBlock`; ours, SPEC §1)."""
   width: int
   channels: int
   image_size: int = 32
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
   cpu_fast_paths: bool = False
+  upsampling: str = "transposed"
+  block_norm: str = "none"
 
   @nn.compact
   def __call__(self, z, train: bool):
@@ -198,7 +258,8 @@ class Decoder(nn.Module):
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
     for level in reversed(range(levels)):
       x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype,
-                   cpu_fast_paths=self.cpu_fast_paths)(x)
+                   cpu_fast_paths=self.cpu_fast_paths, upsampling=self.upsampling,
+                   batch_norm=self.block_norm == "batch", bn_momentum=self.bn_momentum)(x, train)
     x = conv_layer(self.cpu_fast_paths)(self.channels, (3, 3), padding="SAME",
                                         dtype=self.dtype, param_dtype=jnp.float32)(x)
     return jnp.tanh(x.astype(jnp.float32))
@@ -237,25 +298,36 @@ class ImageDiscriminator(nn.Module):
   dtype: Dtype = jnp.float32
   cpu_fast_paths: bool = False
   num_continuous_codes: int = 0
+  # ours (SPEC §1): "batch", the table's BatchNorm after conv layers 2 and 3, each batch
+  # normalised by its own statistics; "none"; "spectral": every layer's weights divided by
+  # their spectral norm (Miyato et al. 2018; power-iteration state in batch_stats).
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = lambda f: conv_layer(self.cpu_fast_paths)(
-        f, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
+    def layer(module, inputs):
+      if self.norm == "spectral":
+        return nn.SpectralNorm(module)(inputs, update_stats=train)
+      return module(inputs)
+
+    def conv_block(features, inputs, batch_norm: bool):
+      h = layer(conv_layer(self.cpu_fast_paths)(
+          features, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
+          param_dtype=jnp.float32), inputs)
+      if batch_norm and self.norm == "batch":
+        h = _batch_norm(train, self.bn_momentum, self.dtype)(h)
+      return nn.leaky_relu(h, LEAKY_SLOPE)
+
+    dense = lambda features, name=None: nn.Dense(features, dtype=self.dtype,
+                                                 param_dtype=jnp.float32, name=name)
     x = x.astype(self.dtype)
-    layer1 = nn.leaky_relu(conv(self.width)(x), LEAKY_SLOPE)
-    layer2 = nn.leaky_relu(
-        _batch_norm(train, self.bn_momentum, self.dtype)(conv(2 * self.width)(layer1)),
-        LEAKY_SLOPE)
-    layer3 = nn.leaky_relu(
-        _batch_norm(train, self.bn_momentum, self.dtype)(conv(4 * self.width)(layer2)),
-        LEAKY_SLOPE)
+    layer1 = conv_block(self.width, x, batch_norm=False)
+    layer2 = conv_block(2 * self.width, layer1, batch_norm=True)
+    layer3 = conv_block(4 * self.width, layer2, batch_norm=True)
     h = layer3.reshape(layer3.shape[0], -1)
-    h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=jnp.float32)(h),
-                      LEAKY_SLOPE)
-    logit = nn.Dense(1, dtype=self.dtype, param_dtype=jnp.float32, name="D")(h)[:, 0]
-    q_outputs = nn.Dense(self.num_classes + self.num_continuous_codes, dtype=self.dtype,
-                         param_dtype=jnp.float32, name="Q")(h)
+    h = nn.leaky_relu(layer(dense(self.hidden), h), LEAKY_SLOPE)
+    logit = layer(dense(1, "D"), h)[:, 0]
+    q_outputs = layer(dense(self.num_classes + self.num_continuous_codes, "Q"), h)
     features = tuple(f.astype(jnp.float32) for f in (layer1, layer2, layer3))
     return logit.astype(jnp.float32), q_outputs.astype(jnp.float32), features
 
@@ -373,6 +445,12 @@ class ModelSpec:
   compute_dtype: str = "float32"
   # XLA:CPU formulations of the same functions (config.fast_paths; see cpu_fast_paths).
   cpu_fast_paths: bool = False
+  # ours (SPEC §1): the decoder's upsampling conv and block normalisation, D_I's
+  # normalisation and width (0: `width`).
+  upsampling: str = "transposed"
+  decoder_norm: str = "none"
+  image_disc_norm: str = "batch"
+  image_disc_width: int = 0
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "ModelSpec":
@@ -391,7 +469,12 @@ class ModelSpec:
                code_generator_s_scale_decay_steps=model.get(
                    "code_generator_s_scale_decay_steps", 0),
                compute_dtype=config.compute_dtype,
-               cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")))
+               cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")),
+               # Configs from before the fields: the paper's table.
+               upsampling=model.get("upsampling", "transposed"),
+               decoder_norm=model.get("decoder_norm", "none"),
+               image_disc_norm=model.get("image_disc_norm", "batch"),
+               image_disc_width=model.get("image_disc_width") or 0)
 
   @property
   def conditional(self) -> bool:
@@ -437,12 +520,12 @@ class ModelSpec:
   @functools.cache
   def encoder(self) -> Encoder:
     return Encoder(self.width, self.code_dim, self.image_size, self.bn_momentum,
-                          self.dtype, self.cpu_fast_paths)
+                   self.dtype, self.cpu_fast_paths)
 
   @functools.cache
   def decoder(self) -> Decoder:
     return Decoder(self.width, self.channels, self.image_size, self.bn_momentum,
-                          self.dtype, self.cpu_fast_paths)
+                   self.dtype, self.cpu_fast_paths, self.upsampling, self.decoder_norm)
 
   @functools.cache
   def code_generator(self) -> CodeGenerator:
@@ -450,9 +533,10 @@ class ModelSpec:
 
   @functools.cache
   def image_discriminator(self) -> ImageDiscriminator:
-    return ImageDiscriminator(self.width, self.num_classes, self.disc_hidden,
-                              self.bn_momentum, self.dtype, self.cpu_fast_paths,
-                              self.num_continuous_codes)
+    return ImageDiscriminator(self.image_disc_width or self.width, self.num_classes,
+                              self.disc_hidden, self.bn_momentum, self.dtype,
+                              self.cpu_fast_paths, self.num_continuous_codes,
+                              self.image_disc_norm)
 
   @functools.cache
   def code_discriminator(self) -> CodeDiscriminator:

@@ -33,7 +33,7 @@ from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train_steps
-from lpaae_jax.evaluation import figures
+from lpaae_jax.evaluation import artifacts, figures
 from lpaae_jax.states import States
 
 
@@ -192,16 +192,26 @@ class _TerminationRequest:
 
 def write_image_summaries(writer, step: int, states, grid_key, eval_images, config,
                           recalibration_batches=()) -> None:
-  """Sample grid, reconstruction pairs and their pixel MSE, with the BatchNorm statistics
-  evaluation uses (recalibrated on `recalibration_batches` when given)."""
+  """Sample grid, reconstruction pairs, the pixel MSE of the reconstructions of
+  `eval_images` and the artefact ratios (`evaluation.artifacts`) of as many samples and of
+  those reconstructions, with the BatchNorm statistics evaluation uses (recalibrated on
+  `recalibration_batches` when given)."""
   if recalibration_batches:
     states = evaluate.recalibrated(config, states, recalibration_batches)
   samples = figures.figure3_grid(states, grid_key, rows=config.num_grid_rows)
   reconstructions = np.asarray(lpaae_jax.reconstruct(states, eval_images))
-  pairs = figures.reconstruction_pairs(states, eval_images, reconstructions=reconstructions)
+  shown = config.num_reconstructions
+  pairs = figures.reconstruction_pairs(states, eval_images[:shown],
+                                       reconstructions=reconstructions[:shown])
   writer.write_images(step, {"samples": samples[None], "reconstructions": pairs[None]})
-  writer.write_scalars(step, {
-      "eval/pixel_rec_mse": float(np.mean((reconstructions - eval_images)**2))})
+  prior_samples = np.asarray(lpaae_jax.sample(states, jax.random.fold_in(grid_key, 1),
+                                              len(eval_images)))
+  scalars = {"eval/pixel_rec_mse": float(np.mean((reconstructions - eval_images)**2))}
+  for prefix, images in (("sample", prior_samples), ("reconstruction", reconstructions)):
+    if np.all(np.isfinite(images)):
+      scalars.update({f"eval/{prefix}_{name}": value for name, value in
+                      artifacts.artifact_ratios(images, eval_images).items()})
+  writer.write_scalars(step, scalars)
 
 
 def restore_or_initialize(config: ml_collections.ConfigDict, workdir: str, state_sharding,
@@ -269,8 +279,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
   steps = make_loop_steps(config, state_sharding, batch_sharding)
   train_iter = input_pipeline.create_train_iterator(config, start_step=start_step,
                                                     end_step=config.num_train_steps)
-  eval_images, _ = input_pipeline.load_split_arrays(config, config.eval_split,
-                                                    num=config.num_reconstructions)
+  # The summaries' real images: the first shown as reconstructions, all in the ratios.
+  eval_images, _ = input_pipeline.load_split_arrays(
+      config, config.eval_split, num=max(config.num_reconstructions, artifacts.NUM_IMAGES))
   recalibration_batches = evaluate.recalibration_batches(config)
   hooks = []
   if jax.process_index() == 0:

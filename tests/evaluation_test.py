@@ -88,6 +88,22 @@ def test_kmeans_of_well_separated_clusters_is_perfect():
   assert scores["kmeans_nmi"] == pytest.approx(1.0)
 
 
+def test_code_alignment_reads_classes_off_the_prior_samples_where_they_line_up():
+  rng = np.random.default_rng(2)
+  centres = 10.0 * rng.normal(size=(10, 8))
+  prior_s = np.repeat(np.arange(10), 40)
+  prior_codes = centres[prior_s] + rng.normal(size=(400, 8))
+  labels = np.repeat(np.arange(10), 20)
+  codes = centres[labels] + rng.normal(size=(200, 8))
+  assert disentanglement.code_alignment_accuracy(codes, labels, prior_codes,
+                                                 prior_s) == pytest.approx(1.0)
+  # Each class's codes where another s lies (a permutation): nothing lines up.
+  assert disentanglement.code_alignment_accuracy(codes, (labels + 1) % 10, prior_codes,
+                                                 prior_s) == 0.0
+  with pytest.raises(ValueError, match="pair up"):
+    disentanglement.code_alignment_accuracy(codes[:, :4], labels, prior_codes, prior_s)
+
+
 def test_kmeans_of_structureless_codes_is_near_chance():
   rng = np.random.default_rng(1)
   labels = np.repeat(np.arange(10), 50)
@@ -329,6 +345,10 @@ def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_di
   assert written["mean_image_mse"] == pytest.approx(
       float(np.mean((images - images.mean(axis=0))**2)), rel=1e-5)
   assert written["judge_test_accuracy"] > 0.8
+  for kind in ("sample", "reconstruction"):  # gray images: lattice, no colour grain
+    assert all(written[f"{kind}_lattice_ratio_p{period}"] > 0 for period in (2, 4, 8))
+    assert f"{kind}_colour_grain_ratio" not in written
+  assert 0.0 <= written["code_alignment_accuracy"] <= 1.0
   assert np.isfinite(written["judge_fid"]) and written["judge_fid"] > 0
   assert os.path.isfile(written["fid_reference_stats"])
   assert results["fid"] == pytest.approx(written["fid"])

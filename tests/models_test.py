@@ -274,3 +274,62 @@ def test_learning_rate_scales_set_each_networks_step_size():
   without = test_config.get_config()
   del without.optim["learning_rate_scales"]
   assert make_optimizers(plain) == make_optimizers(without)
+
+
+@pytest.mark.parametrize("cpu_fast_paths", [False, True])
+def test_resize_conv_is_nearest_upsampling_then_a_3x3_conv(cpu_fast_paths):
+  """Same outputs and gradients (params and input) as upsample_nearest_2x + nn.Conv 3x3
+  SAME with the same parameters, computed as one transposed conv."""
+  x = jax.random.normal(jax.random.key(1), (2, 4, 6, 3))
+  resize_conv = models.ResizeConv(5, cpu_fast_paths=cpu_fast_paths)
+  reference = nn.Conv(5, (3, 3), padding="SAME")
+  params = resize_conv.init(jax.random.key(2), x)
+  assert (jax.tree_util.tree_map(jnp.shape, params) ==
+          jax.tree_util.tree_map(jnp.shape, reference.init(jax.random.key(2), x)))
+  params = jax.tree_util.tree_map(lambda p: jax.random.normal(jax.random.key(3), p.shape),
+                                  params)
+  cotangent = jax.random.normal(jax.random.key(4), (2, 8, 12, 5))
+  ours = lambda p, x: resize_conv.apply(p, x)
+  theirs = lambda p, x: reference.apply(p, models.upsample_nearest_2x(x))
+  np.testing.assert_allclose(ours(params, x), theirs(params, x), rtol=1e-5, atol=1e-5)
+  grads = [jax.grad(lambda p, x: jnp.sum(f(p, x) * cotangent), argnums=(0, 1))(params, x)
+           for f in (ours, theirs)]
+  jax.tree_util.tree_map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4),
+                         *grads)
+
+
+def test_resize_conv_decoder_has_no_checkerboard_at_initialisation():
+  """A constant input map gives a constant output map away from the borders (both output
+  phases sum the same taps); the transposed conv's phases differ."""
+  x = jnp.ones((1, 4, 4, 3))
+  for module, flat in ((models.ResizeConv(2), True),
+                       (nn.ConvTranspose(2, (4, 4), strides=(2, 2), padding="SAME"), False)):
+    y = module.apply(module.init(jax.random.key(0), x), x)[0, 2:6, 2:6]
+    assert bool(jnp.allclose(y, y[0, 0], atol=1e-5)) == flat
+
+
+@pytest.mark.parametrize("norm", ["batch", "none", "spectral"])
+def test_image_discriminator_norms(norm):
+  """"batch" normalises each batch by its own statistics, so an image's logit depends on
+  the rest of its batch in training mode; "none" and "spectral" judge each image alone
+  (spectral keeps its power-iteration state in batch_stats)."""
+  disc = models.ImageDiscriminator(4, 10, hidden=8, norm=norm)
+  images = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+  variables = disc.init(jax.random.key(1), images, train=False)
+  assert bool(variables.get("batch_stats")) == (norm != "none")
+  if norm == "spectral":
+    assert "Conv_0/kernel/u" in str(jax.tree_util.tree_map(jnp.shape,
+                                                           variables["batch_stats"]))
+  logits = lambda x: disc.apply(variables, x, train=True, mutable=["batch_stats"])[0][0]
+  alone = logits(images[:2])[0]
+  with_others = logits(jnp.concatenate([images[:1], 3 * images[1:]]))[0]
+  assert bool(jnp.allclose(alone, with_others, atol=1e-5)) == (norm != "batch")
+
+
+def test_decoder_block_norm_adds_batch_norm_inside_the_blocks():
+  codes = jnp.zeros((2, 8))
+  plain = models.Decoder(4, 3).init(jax.random.key(0), codes, train=False)
+  normed = models.Decoder(4, 3, block_norm="batch").init(jax.random.key(0), codes,
+                                                         train=False)
+  assert "ResBlock_0" not in plain["batch_stats"]
+  assert set(normed["batch_stats"]["ResBlock_0"]) == {"BatchNorm_0", "BatchNorm_1"}

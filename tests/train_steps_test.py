@@ -42,6 +42,10 @@ FIELD_CASES = [
                                  "model.code_generator_s_scale_decay_steps": 3,
                                  "loss.info_start_step": 1, "loss.info_ramp_steps": 2,
                                  "loss.info_augmentation": "affine"}),
+    # The networks' options (SPEC §1): the other value of each.
+    ("none", "learned", {"model.upsampling": "resize_conv", "model.decoder_norm": "batch",
+                         "model.image_disc_norm": "spectral", "model.image_disc_width": 6}),
+    ("supervised", "fixed", {"model.image_disc_norm": "none"}),
 ]
 
 
@@ -282,6 +286,11 @@ def test_info_augmentation_changes_only_what_q_reads():
     ("loss.info_start_step", -1, "loss.info_start_step=-1.*integer >= 0"),
     ("loss.info_ramp_steps", -3, "loss.info_ramp_steps=-3.*integer >= 0"),
     ("loss.info_augmentation", "rotate", "loss.info_augmentation='rotate'.*none, affine"),
+    ("model.upsampling", "bilinear", "model.upsampling='bilinear'.*transposed, resize_conv"),
+    ("model.decoder_norm", "layer", "model.decoder_norm='layer'.*none, batch"),
+    ("model.image_disc_norm", "joint", "model.image_disc_norm='joint'.*batch, none, spectral"),
+    ("model.image_disc_width", 0, "model.image_disc_width=0.*positive integer, or None"),
+    ("random_flip", 1, "random_flip=1.*True or False"),
 ])
 def test_bad_config_raises_before_compiling(field, value, match):
   with pytest.raises(config_validation.ConfigError, match=match):

@@ -6,6 +6,9 @@
   hungarian_match(predicted, target)             -> (accuracy, {predicted: target})
   kmeans_code_scores(codes, labels)              k-means (k=10) of encoder codes of real
                                                  images vs true labels: accuracy and NMI
+  code_alignment_accuracy(codes, labels, prior_codes, prior_s)   supervised: the class of
+                                                 each real image's code read off its nearest
+                                                 prior samples' s (Figure 4's overlay)
   balanced_conditions(num, num_classes)          s = 0, 1, ..., 9, 0, 1, ...: equal counts
 
 All numpy/scipy/scikit-learn on host arrays; generating the samples and running the judge
@@ -16,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 from scipy import optimize
-from sklearn import cluster, metrics
+from sklearn import cluster, metrics, neighbors
 
 
 def _labels(values, name: str) -> np.ndarray:
@@ -97,6 +100,23 @@ def kmeans_code_scores(codes, labels, num_clusters: int = 10, seed: int = 0,
       "kmeans_accuracy": hungarian_match(assignments, labels, num_clusters)[0],
       "kmeans_nmi": float(metrics.normalized_mutual_info_score(labels, assignments)),
   }
+
+
+def code_alignment_accuracy(codes, labels, prior_codes, prior_s,
+                            num_neighbours: int = 10) -> float:
+  """How often the majority s of a real image's `num_neighbours` nearest prior samples
+  (Euclidean, in code space) is the image's class: 1 when the encoder puts each class's
+  codes where the prior puts that s, chance (1 / classes) when the two do not line up."""
+  codes, prior_codes = np.asarray(codes, np.float64), np.asarray(prior_codes, np.float64)
+  labels, prior_s = _labels(labels, "labels"), _labels(prior_s, "prior_s")
+  if (codes.ndim != 2 or prior_codes.ndim != 2 or codes.shape[1] != prior_codes.shape[1]
+      or len(codes) != len(labels) or len(prior_codes) != len(prior_s)
+      or len(prior_codes) < num_neighbours):
+    raise ValueError(f"codes {codes.shape} / labels {labels.shape} and prior codes "
+                     f"{prior_codes.shape} / s {prior_s.shape} must pair up, with at least "
+                     f"{num_neighbours} prior codes of the same dimension.")
+  classifier = neighbors.KNeighborsClassifier(num_neighbours).fit(prior_codes, prior_s)
+  return float(np.mean(classifier.predict(codes) == labels))
 
 
 def balanced_conditions(num: int, num_classes: int, start: int = 0) -> np.ndarray:

@@ -41,6 +41,7 @@ from lpaae_jax import cli
 from lpaae_jax import errors
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
+from lpaae_jax import models
 from lpaae_jax import states
 
 JSON_NAME = "judge.json"
@@ -51,6 +52,7 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_WIDTHS = (32, 64, 128)
 DEFAULT_HIDDEN = 256
+GROUPS = 8  # GroupNorm groups per conv (with group_norm)
 
 
 class JudgeUnavailableError(errors.LpaaeError, RuntimeError):
@@ -58,19 +60,27 @@ class JudgeUnavailableError(errors.LpaaeError, RuntimeError):
 
 
 class JudgeCNN(nn.Module):
-  """conv3x3-ReLU-maxpool stages (32->16->8->4), then Dense-ReLU-Dense logits.
+  """Stages of `convs_per_stage` conv3x3[-GroupNorm]-ReLU, each then max-pooled
+  (32->16->8->4), then Dense-ReLU-Dense logits.
 
-  No BatchNorm or dropout: params are the only state, so eval is a pure function.
+  No BatchNorm or dropout (GroupNorm normalises each image by itself): params are the only
+  state, so eval is a pure function of one image.
   """
   num_classes: int = 10
   widths: Sequence[int] = DEFAULT_WIDTHS
   hidden: int = DEFAULT_HIDDEN
+  convs_per_stage: int = 1
+  group_norm: bool = False
 
   @nn.compact
   def __call__(self, images, return_features: bool = False):
     x = images
     for width in self.widths:
-      x = nn.relu(nn.Conv(width, (3, 3))(x))
+      for _ in range(self.convs_per_stage):
+        x = nn.Conv(width, (3, 3), use_bias=not self.group_norm)(x)
+        if self.group_norm:
+          x = nn.GroupNorm(num_groups=min(GROUPS, width))(x)
+        x = nn.relu(x)
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     features = nn.relu(nn.Dense(self.hidden)(x))
@@ -95,13 +105,31 @@ class Judge:
 
 
 def _module_from_info(info: dict) -> JudgeCNN:
+  # Judges saved before the fields existed have one conv per stage and no normalisation.
   return JudgeCNN(num_classes=int(info["num_classes"]), widths=tuple(info["widths"]),
-                  hidden=int(info["hidden"]))
+                  hidden=int(info["hidden"]), convs_per_stage=int(info.get("convs_per_stage", 1)),
+                  group_norm=bool(info.get("group_norm", False)))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _train_step(module: JudgeCNN, tx: optax.GradientTransformation, params, opt_state,
-                images, labels):
+def augment_batch(key, images):
+  """Random horizontal flips and translations by up to 4 pixels (zero-padded crops of
+  the [-1, 1] image: the standard CIFAR-10 augmentation), image by image."""
+  flip_key, shift_key = jax.random.split(key)
+  flip = jax.random.bernoulli(flip_key, 0.5, (images.shape[0], 1, 1, 1))
+  images = jnp.where(flip, images[:, :, ::-1], images)
+  size = images.shape[1]
+  padded = jnp.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+  shifts = jax.random.randint(shift_key, (images.shape[0], 2), 0, 9)
+  crop = lambda image, shift: jax.lax.dynamic_slice(
+      image, (shift[0], shift[1], 0), (size, size, image.shape[-1]))
+  return jax.vmap(crop)(padded, shifts)
+
+
+def _train_step(module: JudgeCNN, tx: optax.GradientTransformation, augment: bool, params,
+                opt_state, images, labels, key):
+  if augment:
+    images = augment_batch(key, images)
+
   def loss_fn(params):
     logits = module.apply({"params": params}, images)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
@@ -111,14 +139,27 @@ def _train_step(module: JudgeCNN, tx: optax.GradientTransformation, params, opt_
   return optax.apply_updates(params, updates), opt_state, loss
 
 
+def _jitted_train_step(module: JudgeCNN, tx: optax.GradientTransformation, augment: bool,
+                       compiler_options):
+  """The train step compiled with the models' compiler options (XLA:CPU: 1.7x faster for
+  a two-conv judge; see models.compiler_options)."""
+  return jax.jit(functools.partial(_train_step, module, tx, augment),
+                 compiler_options=dict(compiler_options) or None)
+
+
 def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_STEPS,
                 batch_size: int = DEFAULT_BATCH_SIZE,
                 learning_rate: float = DEFAULT_LEARNING_RATE, seed: int = 0,
                 num_test: Optional[int] = None, widths: Sequence[int] = DEFAULT_WIDTHS,
-                hidden: int = DEFAULT_HIDDEN, log_every: int = 500) -> tuple[Any, dict]:
+                hidden: int = DEFAULT_HIDDEN, convs_per_stage: int = 1,
+                group_norm: bool = False, augment: bool = False, cosine_decay: bool = False,
+                log_every: int = 500) -> tuple[Any, dict]:
   """Trains a judge on `config.train_split` of `config.dataset`; tests on `config.eval_split`.
 
   Batches come from the project's input pipeline (same preprocessing as the model).
+  `augment`: random flips and 4-pixel shifts of every training image; `cosine_decay`: the
+  learning rate falls to 0 along a cosine over the steps (else constant). The defaults
+  train the original judge (one conv per stage, no normalisation or augmentation).
   Returns (params, info); info holds the measured `test_accuracy` on the first `num_test`
   eval images (all when None) and everything `load_judge` needs to rebuild the network.
   """
@@ -129,17 +170,23 @@ def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_S
   data_config.seed = seed
   image_shape = (int(config.model.image_size),) * 2 + (int(config.model.channels),)
   module = JudgeCNN(num_classes=int(config.model.num_classes), widths=tuple(widths),
-                    hidden=int(hidden))
+                    hidden=int(hidden), convs_per_stage=int(convs_per_stage),
+                    group_norm=bool(group_norm))
   params = module.init(jax.random.key(seed), jnp.zeros((1, *image_shape)))["params"]
-  tx = states.adam(float(learning_rate))
+  augment_key = jax.random.fold_in(jax.random.key(seed), 1)
+  tx = (optax.adam(optax.cosine_decay_schedule(float(learning_rate), num_steps))
+        if cosine_decay else states.adam(float(learning_rate)))
   opt_state = tx.init(params)
   batches = input_pipeline.create_train_iterator(data_config, end_step=num_steps,
                                                  process_index=0, process_count=1)
+  largest_activation = batch_size * image_shape[0] * image_shape[1] * max(widths) * 4
+  train_step = _jitted_train_step(module, tx, bool(augment), models.compiler_options(
+      models.cpu_fast_paths(config.get("fast_paths", "auto")), largest_activation))
   start = time.time()
   for step, batch in enumerate(batches, start=1):
-    params, opt_state, loss = _train_step(module, tx, params, opt_state,
-                                          jnp.asarray(batch["image"]),
-                                          jnp.asarray(batch["label"]))
+    params, opt_state, loss = train_step(params, opt_state, jnp.asarray(batch["image"]),
+                                         jnp.asarray(batch["label"]),
+                                         jax.random.fold_in(augment_key, step))
     if log_every and (step % log_every == 0 or step == num_steps):
       logging.info("judge step %d/%d: loss %.4f (%.1f s)", step, num_steps, float(loss),
                    time.time() - start)
@@ -162,6 +209,10 @@ def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_S
       "num_classes": module.num_classes,
       "widths": list(module.widths),
       "hidden": module.hidden,
+      "convs_per_stage": module.convs_per_stage,
+      "group_norm": module.group_norm,
+      "augment": bool(augment),
+      "cosine_decay": bool(cosine_decay),
       "image_shape": list(image_shape),
       "params_file": PARAMS_NAME,
       "train_seconds": round(time.time() - start, 1),
@@ -320,6 +371,13 @@ def _define_flags() -> dict:
       "batch_size": flags.DEFINE_integer("batch_size", DEFAULT_BATCH_SIZE, "Batch size."),
       "learning_rate": flags.DEFINE_float("learning_rate", DEFAULT_LEARNING_RATE, "Adam rate."),
       "seed": flags.DEFINE_integer("seed", 0, "Init and data-order seed."),
+      "widths": flags.DEFINE_list("widths", list(map(str, DEFAULT_WIDTHS)),
+                                  "Channels of each stage."),
+      "convs_per_stage": flags.DEFINE_integer("convs_per_stage", 1, "3x3 convs per stage."),
+      "group_norm": flags.DEFINE_bool("group_norm", False, "GroupNorm after every conv."),
+      "augment": flags.DEFINE_bool("augment", False, "Random flips and 4-pixel shifts."),
+      "cosine_decay": flags.DEFINE_bool("cosine_decay", False,
+                                        "Cosine decay of the learning rate to 0."),
   }
 
 
@@ -329,7 +387,12 @@ def main(argv, cli_flags: dict):
   params, info = train_judge(cli_flags["config"].value, num_steps=cli_flags["steps"].value,
                              batch_size=cli_flags["batch_size"].value,
                              learning_rate=cli_flags["learning_rate"].value,
-                             seed=cli_flags["seed"].value)
+                             seed=cli_flags["seed"].value,
+                             widths=[int(w) for w in cli_flags["widths"].value],
+                             convs_per_stage=cli_flags["convs_per_stage"].value,
+                             group_norm=cli_flags["group_norm"].value,
+                             augment=cli_flags["augment"].value,
+                             cosine_decay=cli_flags["cosine_decay"].value)
   path = save_judge(cli_flags["out"].value, params, info)
   print(f"judge test accuracy {info['test_accuracy']:.4f} on {info['num_test']} "
         f"{info['dataset']} {info['eval_split']} images ({info['steps']} steps) -> {path}")
