@@ -162,6 +162,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.profile_num_steps = 0          # >0: a jax.profiler trace of that many steps, in workdir
   config.num_grid_rows = 10             # noise vectors (rows) of the sample grid
   config.num_reconstructions = 8
+  # Eval images reconstructed (and as many samples drawn) for the summaries' pixel MSE and
+  # artefact ratios: the 1000 of the reported ratios (lpaae_jax.evaluation.artifacts).
+  config.num_summary_images = 1000
 
   config.eval = ml_collections.ConfigDict()
   # Inception weights (.npz of pytorch-fid keys). None: $LPAAE_INCEPTION_WEIGHTS, then the
@@ -177,6 +180,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # BatchNorm averages, which trail the parameters, by the final networks' statistics over
   # this many training batches ("precise BN"); 0 keeps the running averages.
   config.eval.recalibrate_bn_batches = 50
+  # ours: the decoder's recalibrated statistics, "pooled" over its two training inputs
+  # (encoder codes and prior codes) for samples and reconstructions alike, or "per_input":
+  # over prior codes for samples and over encoder codes for reconstructions, as training
+  # normalises each batch by its own (lpaae_jax.evaluate.inference_states).
+  config.eval.decoder_batch_norm = "pooled"
   # False skips FID/IS (InceptionV3 at 299x299 is slow on a CPU); with a judge the
   # judge-feature FID still compares samples with the real split.
   config.eval.use_inception = True

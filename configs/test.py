@@ -26,6 +26,7 @@ def get_config(variant=None):
   config.checkpoint_every_steps = 10
   config.num_grid_rows = 4
   config.num_reconstructions = 4
+  config.num_summary_images = 16
   config.eval.num_samples = 200
   config.eval.num_splits = 2
   config.eval.batch_size = 50

@@ -23,6 +23,7 @@ FEATURE_LAYERS = (1, 2, 3)
 UPSAMPLINGS = ("transposed", "resize_conv")  # models.ResBlock
 DECODER_NORMS = ("none", "batch")
 IMAGE_DISC_NORMS = ("batch", "none", "spectral")  # models.ImageDiscriminator
+DECODER_BATCH_NORMS = ("pooled", "per_input")  # evaluate.inference_states
 NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
             "code_generator")
 
@@ -151,8 +152,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   validate_model_config(config)
   for field in ("num_train_steps", "log_every_steps", "eval_every_steps",
                 "checkpoint_every_steps", "max_to_keep", "num_grid_rows",
-                "num_reconstructions", "eval.num_samples", "eval.num_splits",
-                "eval.batch_size"):
+                "num_reconstructions", "num_summary_images", "eval.num_samples",
+                "eval.num_splits", "eval.batch_size"):
     _positive_int(config, field)
   value = _get(config, "steps_per_jit")
   _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
@@ -163,6 +164,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            "must be an integer >= 0 (0 disables profiling)")
   value = _get(config, "reinit")
   _require(isinstance(value, bool), "reinit", value, "must be True or False")
+  value = config.eval.get("decoder_batch_norm", "pooled")  # the field's default before it
+  _require(value in DECODER_BATCH_NORMS, "eval.decoder_batch_norm", value,
+           f"allowed: {', '.join(DECODER_BATCH_NORMS)}")
   value = config.get("random_flip", False)  # configs from before the field do not flip
   _require(isinstance(value, bool), "random_flip", value, "must be True or False")
   value = _get(config, "seed")

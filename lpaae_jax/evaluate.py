@@ -50,6 +50,9 @@ Optional config fields (read with defaults when absent):
                                  averages; n > 0: first replace them by the final networks'
                                  statistics over the run's first n training batches
                                  (`lpaae_jax.recalibrate_batch_norm`)
+  config.eval.decoder_batch_norm "pooled": one decoder for samples and reconstructions;
+                                 "per_input": each with its input's statistics
+                                 (`inference_states`)
   config.eval.use_inception      True; False skips FID/IS (InceptionV3 at 299x299 is slow on
                                  a CPU: the judge's FID then stands in)
   config.eval.stats_cache_dir    None: out_dir (evaluate_run: WORKDIR/eval, for every step)
@@ -60,7 +63,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import ml_collections
@@ -118,13 +121,35 @@ def recalibration_batches(config: ml_collections.ConfigDict) -> list[dict[str, n
 
 
 def recalibrated(config: ml_collections.ConfigDict, states: States,
-                 batches: Optional[list] = None) -> States:
+                 batches: Optional[list] = None, decoder_inputs: str = "both") -> States:
   """`states` with precise BatchNorm statistics (config.eval.recalibrate_bn_batches > 0),
-  else unchanged; `batches` (from `recalibration_batches`) saves reloading the data."""
+  else unchanged; `batches` (from `recalibration_batches`) saves reloading the data;
+  `decoder_inputs` as `lpaae_jax.recalibrate_batch_norm`'s."""
   batches = recalibration_batches(config) if batches is None else batches
   if not batches:
     return states
-  return lpaae_jax.recalibrate_batch_norm(states, batches, eval_keys(config)["recalibrate"])
+  return lpaae_jax.recalibrate_batch_norm(states, batches, eval_keys(config)["recalibrate"],
+                                          decoder_inputs=decoder_inputs)
+
+
+class InferenceStates(NamedTuple):
+  """The states evaluation samples with and the states it reconstructs with."""
+  sampling: States
+  reconstructing: States
+
+
+def inference_states(config: ml_collections.ConfigDict, states: States,
+                     batches: Optional[list] = None) -> InferenceStates:
+  """`recalibrated` states for sampling and for reconstructing. config.eval.
+  decoder_batch_norm "pooled": one set, the decoder's statistics averaged over its two
+  training inputs; "per_input": the decoder's statistics over prior codes for sampling and
+  over encoder codes for reconstructing, as training normalises each batch by its own."""
+  batches = recalibration_batches(config) if batches is None else batches
+  if _eval_field(config, "decoder_batch_norm", "pooled") == "pooled" or not batches:
+    pooled = recalibrated(config, states, batches)
+    return InferenceStates(pooled, pooled)
+  return InferenceStates(recalibrated(config, states, batches, decoder_inputs="prior"),
+                         recalibrated(config, states, batches, decoder_inputs="codes"))
 
 
 # --- Progress ------------------------------------------------------------------------------
@@ -447,7 +472,7 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
 
   judge_model = _load_judge_for(config, states, judge_path, unavailable)  # Fail fast.
   real_images, real_labels = real_eval_data(config)
-  states = recalibrated(config, states)
+  states, reconstructing = inference_states(config, states)
   results: dict[str, Any] = {
       "step": int(step), "dataset": config.dataset, "condition": spec.condition,
       "prior": spec.prior, "num_samples": num_samples, "num_real": int(len(real_labels)),
@@ -462,7 +487,7 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
   codes = batched_apply(lambda st, x: lpaae_jax.encode(st, x), states, real_images, batch_size)
   results.update(disentanglement.kmeans_code_scores(codes, real_labels, spec.num_classes,
                                                     seed=int(config.seed)))
-  reconstructions = batched_apply(lambda st, x: lpaae_jax.reconstruct(st, x), states,
+  reconstructions = batched_apply(lambda st, x: lpaae_jax.reconstruct(st, x), reconstructing,
                                   real_images, batch_size)
   results["reconstruction_mse"] = float(np.mean(np.square(reconstructions - real_images)))
   results["mean_image_mse"] = float(np.mean(np.square(real_images - real_images.mean(axis=0))))
@@ -478,7 +503,8 @@ def evaluate_states(config: ml_collections.ConfigDict, states: States, out_dir: 
       "samples_grid": figures.figure3_grid(states, keys["grid"], int(config.num_grid_rows),
                                            path=paths["samples_grid"]),
       "reconstructions": figures.reconstruction_pairs(
-          states, real_images[:int(config.num_reconstructions)], path=paths["reconstructions"]),
+          reconstructing, real_images[:int(config.num_reconstructions)],
+          path=paths["reconstructions"]),
   }
   num_tsne = min(int(_eval_field(config, "num_tsne_points", DEFAULT_NUM_TSNE_POINTS)),
                  len(real_images))

@@ -6,6 +6,7 @@ statistics of the final networks ("precise BN"), which `lpaae_jax.evaluate` does
 """
 
 import dataclasses
+import functools
 from typing import Any, Iterable
 
 import jax
@@ -91,11 +92,16 @@ def _batch_statistics(module, state, inputs):
   return outputs, updates["batch_stats"]
 
 
-@jax.jit
-def _inference_networks_statistics(states: States, batch: dict[str, Any], key):
+DECODER_INPUTS = ("both", "codes", "prior")
+
+
+@functools.partial(jax.jit, static_argnames="decoder_inputs")
+def _inference_networks_statistics(states: States, batch: dict[str, Any], key,
+                                   decoder_inputs: str = "both"):
   """The BatchNorm statistics of one training batch for every network inference uses:
-  encoder (real images), code generator (prior inputs) and decoder (the mean over its two
-  inputs in training: encoder codes and prior codes)."""
+  encoder (real images), code generator (prior inputs) and decoder: over encoder codes
+  ("codes"), prior codes ("prior"), or the mean of the two ("both"), its two inputs in
+  training, each normalised there by its own batch."""
   spec = states.spec
   exact = dataclasses.replace(spec, bn_momentum=0.0)  # same networks, momentum 0
   images = batch["image"].astype(jnp.float32)
@@ -108,11 +114,13 @@ def _inference_networks_statistics(states: States, batch: dict[str, Any], key):
         exact.code_generator(), states.code_generator, prior_codes)
   _, from_codes = _batch_statistics(exact.decoder(), states.decoder, codes)
   _, from_prior = _batch_statistics(exact.decoder(), states.decoder, prior_codes)
-  stats["decoder"] = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, from_codes, from_prior)
+  stats["decoder"] = {"codes": from_codes, "prior": from_prior}.get(
+      decoder_inputs, jax.tree_util.tree_map(lambda a, b: (a + b) / 2, from_codes, from_prior))
   return stats
 
 
-def recalibrate_batch_norm(states: States, batches: Iterable[dict[str, Any]], key) -> States:
+def recalibrate_batch_norm(states: States, batches: Iterable[dict[str, Any]], key, *,
+                           decoder_inputs: str = "both") -> States:
   """States whose encoder, code generator and decoder running BatchNorm averages are the
   mean batch statistics of the *final* networks over `batches` (training batches
   {"image", "label"}, batch statistics as in training); parameters are unchanged.
@@ -121,11 +129,17 @@ def recalibrate_batch_norm(states: States, batches: Iterable[dict[str, Any]], ke
   trails far enough to shift its inference-mode codes by several standard deviations
   (experiments/fidelity). The image discriminator is left as it is (inference never uses
   it). `key` draws the prior inputs of the code generator and decoder passes.
+  `decoder_inputs`: the decoder's statistics over encoder codes ("codes": what
+  `reconstruct` decodes), prior codes ("prior": what `sample` decodes) or the mean of both
+  ("both"); training normalises each by its own batch.
   """
+  if decoder_inputs not in DECODER_INPUTS:
+    raise ValueError(f"decoder_inputs={decoder_inputs!r}; use one of {DECODER_INPUTS}.")
   totals, count = None, 0
   for index, batch in enumerate(batches):
     batch = {name: jnp.asarray(value) for name, value in batch.items()}
-    stats = _inference_networks_statistics(states, batch, jax.random.fold_in(key, index))
+    stats = _inference_networks_statistics(states, batch, jax.random.fold_in(key, index),
+                                           decoder_inputs=decoder_inputs)
     totals = stats if totals is None else jax.tree_util.tree_map(jnp.add, totals, stats)
     count += 1
   if not count:

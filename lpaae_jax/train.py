@@ -196,12 +196,11 @@ def write_image_summaries(writer, step: int, states, grid_key, eval_images, conf
   `eval_images` and the artefact ratios (`evaluation.artifacts`) of as many samples and of
   those reconstructions, with the BatchNorm statistics evaluation uses (recalibrated on
   `recalibration_batches` when given)."""
-  if recalibration_batches:
-    states = evaluate.recalibrated(config, states, recalibration_batches)
+  states, reconstructing = evaluate.inference_states(config, states, recalibration_batches)
   samples = figures.figure3_grid(states, grid_key, rows=config.num_grid_rows)
-  reconstructions = np.asarray(lpaae_jax.reconstruct(states, eval_images))
+  reconstructions = np.asarray(lpaae_jax.reconstruct(reconstructing, eval_images))
   shown = config.num_reconstructions
-  pairs = figures.reconstruction_pairs(states, eval_images[:shown],
+  pairs = figures.reconstruction_pairs(reconstructing, eval_images[:shown],
                                        reconstructions=reconstructions[:shown])
   writer.write_images(step, {"samples": samples[None], "reconstructions": pairs[None]})
   prior_samples = np.asarray(lpaae_jax.sample(states, jax.random.fold_in(grid_key, 1),
@@ -281,7 +280,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
                                                     end_step=config.num_train_steps)
   # The summaries' real images: the first shown as reconstructions, all in the ratios.
   eval_images, _ = input_pipeline.load_split_arrays(
-      config, config.eval_split, num=max(config.num_reconstructions, artifacts.NUM_IMAGES))
+      config, config.eval_split, num=max(config.num_reconstructions, config.num_summary_images))
   recalibration_batches = evaluate.recalibration_batches(config)
   hooks = []
   if jax.process_index() == 0:

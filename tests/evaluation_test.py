@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import lpaae_jax
+from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
 from lpaae_jax.evaluation import disentanglement, figures, inception, judge, metrics
@@ -366,6 +367,12 @@ def test_evaluate_states_end_to_end_on_mnist(supervised_states, trained_judge_di
                "Inception features of the real split: 30 done in", "t-SNE of 60 points.",
                "t-SNE done in"):
     assert any(message.startswith(line) for message in logged), (line, logged)
+
+
+def test_bad_evaluation_batch_norm_is_a_one_line_error():
+  with pytest.raises(config_validation.ConfigError,
+                     match="eval.decoder_batch_norm='mixed'.*pooled, per_input"):
+    config_validation.validate_config(tiny_config(**{"eval.decoder_batch_norm": "mixed"}))
 
 
 def test_evaluate_states_unsupervised_fixed_prior_without_inception_weights(

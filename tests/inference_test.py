@@ -50,3 +50,29 @@ def test_recalibrated_running_averages_are_the_final_networks_batch_statistics()
 
   with pytest.raises(ValueError, match="at least one batch"):
     lpaae_jax.recalibrate_batch_norm(states, [], key)
+
+
+def test_decoder_statistics_per_input_are_each_inputs_and_both_is_their_mean():
+  """decoder_inputs="codes": inference-mode decoding of the batch's encoder codes is
+  training-mode decoding of them; "prior" likewise for the prior codes; "both" averages."""
+  config = tiny_config("none")
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  batch, key = random_batch(0), jax.random.key(7)
+  by_input = {inputs: lpaae_jax.recalibrate_batch_norm(states, [batch], key,
+                                                       decoder_inputs=inputs)
+              for inputs in ("codes", "prior", "both")}
+  codes = forward.apply_eval(by_input["codes"].encoder, batch["image"])
+  noise, _ = forward.sample_prior_inputs(states.spec, jax.random.fold_in(key, 0), 16)
+  prior_codes = forward.apply_eval(by_input["prior"].code_generator, noise)
+  for inputs, decoded in (("codes", codes), ("prior", prior_codes)):
+    decoder = by_input[inputs].decoder
+    np.testing.assert_allclose(
+        forward.apply_eval(decoder, decoded),
+        forward.apply_train(decoder, decoder.params, decoder.batch_stats, decoded)[0],
+        atol=2e-5)
+  jax.tree_util.tree_map(
+      lambda a, b, both: np.testing.assert_allclose((a + b) / 2, both, rtol=1e-5, atol=1e-6),
+      by_input["codes"].decoder.batch_stats, by_input["prior"].decoder.batch_stats,
+      by_input["both"].decoder.batch_stats)
+  with pytest.raises(ValueError, match="decoder_inputs='images'"):
+    lpaae_jax.recalibrate_batch_norm(states, [batch], key, decoder_inputs="images")

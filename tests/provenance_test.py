@@ -41,7 +41,8 @@ def test_stored_config_keeps_overrides_and_is_written_at_most_once(tmp_path):
 
 
 def test_a_config_stored_before_a_field_existed_loads_with_the_old_behaviour():
-  config = tiny_config("unsupervised")
+  config = tiny_config("unsupervised",
+                       num_summary_images=provenance.ADDED_FIELDS["num_summary_images"])
   document = json.loads(provenance.config_to_json(config))
   for dotted in provenance.ADDED_FIELDS:
     *parents, leaf = dotted.split(".")

@@ -1,5 +1,6 @@
-r"""FID's floor at the sample counts the CIFAR-10 runs use: real training images against the
-test split's statistics, exactly as a run's samples are compared.
+r"""The floors of the CIFAR-10 runs' measures: real training images measured exactly as a
+run's samples are, FID against the test split's statistics and the artefact ratios against
+the first 1000 test images.
 
   LPAAE_DATA_DIR=../shared/tfds \
   LPAAE_INCEPTION_WEIGHTS=../shared/inception/pt_inception-2015-12-05_fid_nofc.npz \
@@ -10,7 +11,7 @@ For each count n, `--draws` disjoint sets of n training images (the first n, the
 ...) are run through the FID Inception and compared with the test split's cached
 statistics (`--workdir/fid_stats`, shared with run.py). A run's FID from n samples can
 not be told from real data below this floor. Also writes the same sets' judge-feature FID
-when run.py's judge exists.
+(with run.py's judge) and artefact ratios (`lpaae_jax.evaluation.artifacts`).
 """
 
 import os
@@ -21,13 +22,14 @@ import numpy as np
 
 from configs import cifar10_cpu
 from experiments import run_utils
+from experiments.cifar10_fidelity import run as fidelity_run
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
-from lpaae_jax.evaluation import figures, judge, metrics
+from lpaae_jax.evaluation import artifacts, figures, judge, metrics
 
 flags.DEFINE_list("counts", ["2000"], "Numbers of real images per FID.")
 flags.DEFINE_integer("draws", 2, "Disjoint sets of training images per count.")
-flags.DEFINE_string("workdir", "runs/cifar10_fidelity", "run.py's workdir (fid_stats, judge).")
+flags.DEFINE_string("workdir", "runs/cifar10_fidelity", "run.py's workdir (its fid_stats).")
 flags.DEFINE_string("out", "experiments/cifar10_fidelity/results/fid_floor.json", "Output.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
 FLAGS = flags.FLAGS
@@ -48,7 +50,7 @@ def main(argv):
                                         len(test_images), weights_path)
   reference = metrics.cached_reference_stats(
       cache, lambda: evaluate.real_feature_stats(inception_fn, test_images))
-  judge_path = os.path.join(FLAGS.workdir, "judge")
+  judge_path = fidelity_run.JUDGE_DIR
   judge_model = (judge.load_judge(judge_path, "cifar10")
                  if os.path.isfile(os.path.join(judge_path, judge.JSON_NAME)) else None)
   judge_reference = (metrics.feature_stats(judge.judge_outputs(judge_model, test_images)[
@@ -62,6 +64,8 @@ def main(argv):
                               for i in range(0, len(images), 100)])
       floor = {"count": count, "draw": draw,
                "fid": metrics.fid_from_stats(*metrics.feature_stats(pool3), *reference)}
+      floor.update(artifacts.artifact_ratios(images[:artifacts.NUM_IMAGES],
+                                             test_images[:artifacts.NUM_IMAGES]))
       if judge_model:
         features = judge.judge_outputs(judge_model, images)["features"]
         floor["judge_fid"] = metrics.fid_from_stats(*metrics.feature_stats(features),

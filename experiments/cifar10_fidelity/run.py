@@ -13,8 +13,8 @@ test split: Inception FID (--num_samples samples; the test split's statistics co
 into --workdir/fid_stats), judge-feature FID, the artefact ratios of 1000 samples and of
 1000 reconstructions (`lpaae_jax.evaluation.artifacts`), reconstruction MSE and the
 judge's accuracy on reconstructions, the supervised conditional / unsupervised cluster
-accuracy. The judge (`JUDGE`: GroupNorm, two convs per stage, flips and shifts) is trained
-once into --workdir/judge unless --judge names one. Runs live in
+accuracy. The judge is the committed one (`JUDGE_DIR`; `JUDGE`: GroupNorm, two convs per
+stage, flips and shifts, 6000 steps), trained again where it is missing. Runs live in
 --workdir/<variant>_seed<k>_w<width>_<steps>steps; a finished one is read back, an
 interrupted one resumes. --results holds one JSON per run and results.md, the union over
 invocations, with each run's grid, reconstructions and t-SNE beside it.
@@ -39,7 +39,9 @@ from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 from lpaae_jax.evaluation import inception, judge
 
-# The CIFAR-10 judge: test accuracy in experiments/cifar10_fidelity/README.md.
+# The CIFAR-10 judge, committed in JUDGE_DIR (test accuracy 0.8086; README.md): the same
+# recipe trains it again where that directory is missing.
+JUDGE_DIR = os.path.join(os.path.dirname(__file__), "judge")
 JUDGE = dict(num_steps=6000, batch_size=128, learning_rate=1e-3, widths=(32, 64, 128),
              convs_per_stage=2, group_norm=True, augment=True, cosine_decay=True)
 
@@ -70,8 +72,34 @@ VARIANTS = {
                              "the pixel term at 10: at 1 (about 0.2 against the features' "
                              "1.0) the reconstructions' pixel MSE stayed near the mean "
                              "image's"),
+    "resize_conv_pixel_10_lambda_3": (
+        "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "loss.rec_weight_decoder": 3.0},
+        "L_rec at 3x in the decoder's loss (lambda): with one Adam for both phases the "
+        "decoder's adversarial gradients (norm ~8 each for x_noise and x_rec) outweighed "
+        "its L_rec gradient (~2.5 with the pixel term at 1) and set its step size"),
+    "resize_conv_pixel_10_lambda_10": (
+        "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "loss.rec_weight_decoder": 10.0},
+        "lambda 10: at 3 both the samples and the reconstructions improved on lambda 1"),
+    "resize_conv_pixel_30": ("none", {**_RESIZE, "loss.pixel_rec_weight": 30.0},
+                             "the pixel term at 30"),
+    "resize_conv_pixel_10_adv_rec_0.3": (
+        "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "loss.adv_rec_weight": 0.3},
+        "less realism pressure on dec(enc(x)), which pulls the decoder away from the "
+        "reconstruction"),
+    "resize_conv_pixel_10_disc_none": (
+        "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "model.image_disc_norm": "none"},
+        "D_I without BatchNorm once the pixel term carries the reconstructions (alone, its "
+        "unnormalised features made L_rec ~10x smaller)"),
     "resize_conv_decoder_bn": ("none", {**_RESIZE, "model.decoder_norm": "batch"},
                                "BatchNorm inside the decoder's blocks"),
+    "resize_conv_pixel_30_lambda_3": (
+        "none", {**_RESIZE, "loss.pixel_rec_weight": 30.0, "loss.rec_weight_decoder": 3.0},
+        "the two best single changes together: pixel 30 and lambda 3"),
+    "resize_conv_pixel_10_lambda_3_decoder_bn": (
+        "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "loss.rec_weight_decoder": 3.0,
+                 "model.decoder_norm": "batch"},
+        "BatchNorm inside the decoder's blocks (as in DCGAN's generator) on the best "
+        "balance so far"),
 }
 
 COLUMNS = (
@@ -91,7 +119,7 @@ COLUMNS = (
 
 
 def _define_flags() -> None:
-  flags.DEFINE_string("workdir", "runs/cifar10_fidelity", "Runs, the judge, FID statistics.")
+  flags.DEFINE_string("workdir", "runs/cifar10_fidelity", "Runs and FID statistics.")
   flags.DEFINE_string("results", "experiments/cifar10_fidelity/results",
                       "results.md, one JSON per run, PNGs.")
   flags.DEFINE_list("variants", None, f"Variants to run, from: {', '.join(VARIANTS)}.")
@@ -103,8 +131,10 @@ def _define_flags() -> None:
   flags.DEFINE_integer("num_samples", 2000, "Generated samples per evaluation.")
   flags.DEFINE_bool("inception", True, "Inception FID (about 5 min per 2000 samples on the "
                     "2-core CPU, and once 25 min for the test split's statistics).")
-  flags.DEFINE_string("judge", None, "A CIFAR-10 judge (default: trained once into "
-                      "--workdir/judge).")
+  flags.DEFINE_bool("reevaluate", False, "Evaluate finished runs again (the evaluation's "
+                    "code or settings changed; training is not redone).")
+  flags.DEFINE_string("judge", JUDGE_DIR, "A CIFAR-10 judge (the committed one by default; "
+                      "trained again with JUDGE's recipe when it is missing).")
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
   flags.mark_flags_as_required(["variants"])
 
@@ -216,7 +246,7 @@ def main(argv):
   seeds = [int(seed) for seed in FLAGS.seeds]
   settings = dict(steps=FLAGS.steps, width=FLAGS.width, num_samples=FLAGS.num_samples,
                   inception=FLAGS.inception, data_dir=FLAGS.data_dir,
-                  judge_path=FLAGS.judge or os.path.join(FLAGS.workdir, "judge"),
+                  judge_path=os.path.relpath(FLAGS.judge),
                   stats_cache_dir=os.path.join(FLAGS.workdir, "fid_stats"),
                   steps_per_jit=FLAGS.steps_per_jit)
   configs = {(name, seed): variant_config(name, seed, **settings)
@@ -225,8 +255,7 @@ def main(argv):
     config_validation.validate_config(config)
   if FLAGS.inception:  # missing weights fail now, not after the first run's training
     inception.resolve_inception_weights(config.eval.inception_weights)
-  if not FLAGS.judge:
-    ensure_judge(settings["judge_path"], FLAGS.data_dir)
+  ensure_judge(settings["judge_path"], FLAGS.data_dir)
   with open(os.path.join(settings["judge_path"], judge.JSON_NAME), encoding="utf-8") as f:
     judge_info = json.load(f)
 
@@ -238,9 +267,11 @@ def main(argv):
     run_name = f"{name}_seed{seed}_w{FLAGS.width}_{FLAGS.steps}steps"
     workdir = os.path.join(FLAGS.workdir, run_name)
     start = time.time()
+    finished_before = run_utils.finished_run(config, workdir) is not None
     run = run_utils.run_once(config, workdir)
-    if FLAGS.inception and run["metrics"] and "fid" not in run["metrics"]:
-      run = reevaluate(config, workdir, run)  # finished earlier with --inception=false
+    if run["metrics"] and ((FLAGS.inception and "fid" not in run["metrics"])
+                           or (FLAGS.reevaluate and finished_before)):
+      run = reevaluate(config, workdir, run)  # finished earlier with another evaluation
     logging.info("%s done in %.1f min.", run_name, (time.time() - start) / 60)
     for figure in ("samples_grid", "reconstructions", "tsne"):
       source = os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure])

@@ -108,11 +108,12 @@ def autoencoder_step(states: States, batch, key):
 
 def yardstick_config(variant: str, seed: int, **settings):
   """run.py's config of `variant`, as the fixed prior without a condition (so that the
-  library's evaluation samples dec(z), z ~ N(0, I)), evaluated with the training's running
-  BatchNorm averages (the library's recalibration mixes in the AAE's other decoder input)."""
+  library's evaluation samples dec(z), z ~ N(0, I)), its decoder's BatchNorm statistics
+  recalibrated per input (the GAN's over N(0, I) codes, the autoencoder's over encoder
+  codes: what each decodes in training)."""
   config = fidelity_run.variant_config(variant, seed, **settings)
   config.model.condition, config.model.prior = "none", "fixed"
-  config.eval.recalibrate_bn_batches = 0
+  config.eval.decoder_batch_norm = "per_input"
   return config
 
 
@@ -161,13 +162,14 @@ METRICS = {
 }
 
 
-def run_yardstick(name: str, config, workdir: str) -> dict:
-  """Trains and evaluates one yardstick, or reads back its finished evaluation."""
+def run_yardstick(name: str, config, workdir: str, reevaluate: bool = False) -> dict:
+  """Trains and evaluates one yardstick, or reads back its finished evaluation (evaluates
+  it again with `reevaluate`, or when it lacks the FID asked for)."""
   metrics_path = os.path.join(workdir, "eval", evaluate.METRICS_FILE)
   info_path = os.path.join(workdir, run_utils.RUN_INFO)
   finished = run_utils.read_json(metrics_path)
   wants_fid = name == "gan" and config.eval.use_inception
-  if (finished and finished.get("step") == config.num_train_steps
+  if (finished and finished.get("step") == config.num_train_steps and not reevaluate
       and ("fid" in finished or not wants_fid)):
     return {"metrics": finished, **(run_utils.read_json(info_path) or {})}
   start = time.time()
@@ -184,7 +186,7 @@ def run_yardstick(name: str, config, workdir: str) -> dict:
 
 
 def _define_flags() -> None:
-  flags.DEFINE_string("workdir", "runs/cifar10_fidelity", "Runs (and run.py's judge and FID "
+  flags.DEFINE_string("workdir", "runs/cifar10_fidelity", "Runs (and run.py's FID "
                       "statistics).")
   flags.DEFINE_string("results", "experiments/cifar10_fidelity/results", "Where the JSONs go.")
   flags.DEFINE_list("yardsticks", list(YARDSTICKS), f"From {YARDSTICKS}.")
@@ -194,7 +196,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("width", 16, "model.width.")
   flags.DEFINE_integer("num_samples", 2000, "Generated samples (the GAN's evaluation).")
   flags.DEFINE_bool("inception", True, "The GAN's Inception FID (else the judge's alone).")
-  flags.DEFINE_string("judge", None, "A CIFAR-10 judge (default: run.py's, trained once).")
+  flags.DEFINE_bool("reevaluate", False, "Evaluate finished yardsticks again.")
+  flags.DEFINE_string("judge", fidelity_run.JUDGE_DIR, "A CIFAR-10 judge (default: run.py's).")
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default $LPAAE_DATA_DIR).")
 
 
@@ -205,21 +208,21 @@ def main(argv):
   if set(FLAGS.yardsticks) - set(YARDSTICKS) or FLAGS.variant not in fidelity_run.VARIANTS:
     raise app.UsageError(f"--yardsticks from {YARDSTICKS}; --variant from "
                          f"{', '.join(fidelity_run.VARIANTS)}.")
-  judge_path = FLAGS.judge or os.path.join(FLAGS.workdir, "judge")
+  judge_path = os.path.relpath(FLAGS.judge)
   settings = dict(steps=FLAGS.steps, width=FLAGS.width, num_samples=FLAGS.num_samples,
                   inception=FLAGS.inception, data_dir=FLAGS.data_dir, judge_path=judge_path,
                   stats_cache_dir=os.path.join(FLAGS.workdir, "fid_stats"), steps_per_jit=1)
   config = yardstick_config(FLAGS.variant, FLAGS.seed, **settings)
   config_validation.validate_config(config)
-  if not FLAGS.judge:
-    fidelity_run.ensure_judge(judge_path, FLAGS.data_dir)
+  fidelity_run.ensure_judge(judge_path, FLAGS.data_dir)
   os.makedirs(settings["stats_cache_dir"], exist_ok=True)
   os.makedirs(FLAGS.results, exist_ok=True)
   for name in FLAGS.yardsticks:
     run_name = (f"yardstick_{name}_{FLAGS.variant}_seed{FLAGS.seed}_w{FLAGS.width}_"
                 f"{FLAGS.steps}steps")
     workdir = os.path.join(FLAGS.workdir, run_name)
-    run = run_yardstick(name, config.copy_and_resolve_references(), workdir)
+    run = run_yardstick(name, config.copy_and_resolve_references(), workdir,
+                        FLAGS.reevaluate)
     figure = "samples_grid" if name == "gan" else "reconstructions"
     source = os.path.join(workdir, "eval", evaluate.FIGURE_FILES[figure])
     if os.path.isfile(source):
