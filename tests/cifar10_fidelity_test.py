@@ -3,6 +3,7 @@ steps train exactly their networks."""
 
 import functools
 
+from flax import traverse_util
 import jax
 import numpy as np
 import pytest
@@ -29,6 +30,17 @@ def test_every_variant_is_a_valid_config(variant):
     for part in dotted.split("."):
       node = node[part]
     assert node == (list(value) if isinstance(value, tuple) else value), dotted
+
+
+def test_paper_table_rows_train_the_model_before_and_cifar10_rows_the_config():
+  from configs import cifar10_cpu  # pylint: disable=g-import-not-at-top
+  flat = lambda config: traverse_util.flatten_dict(config.to_dict(), sep=".")
+  before = flat(fidelity_run.variant_config("paper_table", 0, **_SETTINGS))
+  ours = flat(fidelity_run.variant_config("cifar10_supervised", 0, **_SETTINGS))
+  config = flat(cifar10_cpu.get_config("supervised"))
+  assert fidelity_run.cifar10_defaults()  # configs/cifar10.py has a model of its own
+  for field, value in fidelity_run.PAPER_TABLE.items():
+    assert before[field] == value and ours[field] == config[field], field
 
 
 @pytest.mark.parametrize("name,updated", [

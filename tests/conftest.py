@@ -24,6 +24,10 @@ import sys
 import tempfile
 
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")  # before jax reads it
+# One OpenMP thread (sklearn's t-SNE): with the other worker's XLA busy on both cores its
+# spinning threads stall (measured: a 0.6 s t-SNE test took 20-34 s in the suite, 5.5 s
+# beside one training process, 0.7 s with one thread).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 _FAST_COMPILE_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
 if _FAST_COMPILE_XLA_FLAG not in os.environ.get("XLA_FLAGS", ""):  # before XLA parses it
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE_XLA_FLAG}".strip()
@@ -47,7 +51,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 # The modules that take longest (measured, in this order), scheduled first: the two workers
 # then finish together instead of one waiting for a long module that started last.
 _LONGEST_FIRST = ("fidelity_test", "scale_out_test", "reliability_test", "evaluation_test",
-                  "train_steps_test", "experiments_test", "train_test", "cli_test")
+                  "train_steps_test", "experiments_test", "train_test", "cifar10_model_test",
+                  "cli_test")
 
 
 def pytest_configure(config):
