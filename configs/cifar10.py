@@ -5,7 +5,7 @@ Run:  python -m lpaae_jax.main --config=configs/cifar10.py --workdir=runs/cifar1
 Expected (DESIGN §5, paper's authors): Inception Score 7.31 (learned prior, `none`) vs 6.37
 (fixed prior); supervised 6.52 vs 6.20; unsupervised 6.02 vs 5.73. Not yet reproduced by us.
 Its model's values below: experiments/cifar10_fidelity/README.md (at width 16, 3,000
-iterations: lattice and colour grain <= 2x real, reconstruction MSE 0.092).
+iterations, image generation: lattice and colour grain <= 2x real, reconstruction MSE 0.092).
 """
 
 from lpaae_jax.config_files import load_sibling
