@@ -1,16 +1,9 @@
 """configs/cifar10.py's model at test scale on real CIFAR-10 (width 8, 60 iterations): the
-autoencoder reconstructs. experiments/cifar10_fidelity measures the same
-model at CPU scale."""
+autoencoder reconstructs. experiments/cifar10_fidelity measures the same model at CPU
+scale."""
 
-import jax
-import numpy as np
-
-import lpaae_jax
 from experiments.cifar10_fidelity import run as fidelity_run
-from lpaae_jax import evaluate
-from lpaae_jax import input_pipeline
-from lpaae_jax import train_steps
-from tests.helpers import RUN_FAST_COMPILER_OPTIONS, tiny_config
+from tests.helpers import reconstruction_and_mean_image_mse, tiny_config, train_on_real_data
 
 FULL_XLA_OPTIMIZATION = True  # the run's compiled steps run fast (tests/helpers.py)
 
@@ -25,23 +18,8 @@ def test_cifar10_model_reconstructs_real_images(real_data_dir):
       "download": False, **fidelity_run.cifar10_defaults(),
       "model.width": 8, "model.code_dim": 32, "model.noise_dim": 32, "batch_size": 32,
       "optim.learning_rate": 1e-3})
-  steps = lpaae_jax.make_train_steps(config)
-  states = lpaae_jax.create_states(config, jax.random.key(0))
-  train_key = jax.random.key(1)
-  for step, batch in enumerate(input_pipeline.create_train_iterator(config, end_step=STEPS)):
-    aae_key, prior_key = train_steps.iteration_keys(train_key, step)
-    if step == 0:
-      aae_step = steps.aae_phase.lower(states, batch, aae_key).compile(
-          RUN_FAST_COMPILER_OPTIONS)
-      prior_step = steps.prior_phase.lower(states, batch, prior_key).compile(
-          RUN_FAST_COMPILER_OPTIONS)
-    states, _ = aae_step(states, batch, aae_key)
-    states, _ = prior_step(states, batch, prior_key)
-  states = evaluate.recalibrated(config, states)
-  images, _ = input_pipeline.load_split_arrays(config, "test", num=500)
-  reconstruction_mse = float(np.mean((np.asarray(lpaae_jax.reconstruct(states, images))
-                                      - images)**2))
-  mean_image_mse = float(np.mean((images - images.mean(axis=0))**2))
+  states = train_on_real_data(config, STEPS)
+  reconstruction_mse, mean_image_mse = reconstruction_and_mean_image_mse(config, states)
   print(f"\nreconstruction MSE {reconstruction_mse:.3f}; predicting the mean test image: "
         f"{mean_image_mse:.3f}")
   assert reconstruction_mse < 0.75 * mean_image_mse

@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 import lpaae_jax
-from lpaae_jax import evaluate
-from lpaae_jax import input_pipeline
-from lpaae_jax import train_steps
 from lpaae_jax.evaluation import disentanglement, judge
-from tests.helpers import RUN_FAST_COMPILER_OPTIONS, tiny_config
+from tests.helpers import reconstruction_and_mean_image_mse, tiny_config, train_on_real_data
 
 # Hundreds of iterations of a width-8 model: running, not compiling, is this module's time.
 FULL_XLA_OPTIMIZATION = True
@@ -28,19 +25,7 @@ SMALL_MODEL = {"model.width": 8, "model.code_dim": 32, "model.noise_dim": 32,
 def _train(real_data_dir, **overrides):
   config = tiny_config("supervised", "learned", data_dir=str(real_data_dir), download=False,
                        **{**SMALL_MODEL, **overrides})
-  steps = lpaae_jax.make_train_steps(config)
-  states = lpaae_jax.create_states(config, jax.random.key(0))
-  train_key = jax.random.key(1)
-  for step, batch in enumerate(input_pipeline.create_train_iterator(config, end_step=STEPS)):
-    aae_key, prior_key = train_steps.iteration_keys(train_key, step)
-    if step == 0:  # the library's jitted steps, compiled to run fast (tests/helpers.py)
-      aae_step = steps.aae_phase.lower(states, batch, aae_key).compile(
-          RUN_FAST_COMPILER_OPTIONS)
-      prior_step = steps.prior_phase.lower(states, batch, prior_key).compile(
-          RUN_FAST_COMPILER_OPTIONS)
-    states, _ = aae_step(states, batch, aae_key)
-    states, _ = prior_step(states, batch, prior_key)
-  return config, evaluate.recalibrated(config, states)
+  return config, train_on_real_data(config, STEPS)
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +54,7 @@ def test_supervised_label_tie_aligns_s_with_the_labels(tied_run, real_data_dir,
 
 def test_autoencoder_reconstructs_real_digits(tied_run):
   config, states = tied_run
-  images, _ = input_pipeline.load_split_arrays(config, "test", num=500)
-  reconstruction_mse = float(np.mean((np.asarray(lpaae_jax.reconstruct(states, images))
-                                      - images)**2))
-  mean_image_mse = float(np.mean((images - images.mean(axis=0))**2))
+  reconstruction_mse, mean_image_mse = reconstruction_and_mean_image_mse(config, states)
   print(f"\nreconstruction MSE {reconstruction_mse:.3f}; predicting the mean test digit: "
         f"{mean_image_mse:.3f}")
   assert reconstruction_mse < 0.8 * mean_image_mse

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from configs import test as test_config
 import lpaae_jax
-from lpaae_jax import config_validation, train
+from lpaae_jax import config_validation, evaluate, input_pipeline, train, train_steps
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = [(c, p) for c in ("none", "supervised", "unsupervised") for p in ("learned", "fixed")]
@@ -36,6 +36,33 @@ def apply_overrides(config, **overrides):
 def tiny_config(condition="none", prior="learned", **overrides):
   """configs/test.py (MNIST, w=4, batch 16) with a setting, a prior and field overrides."""
   return apply_overrides(test_config.get_config(f"{condition},{prior}"), **overrides)
+
+
+def train_on_real_data(config, num_steps: int):
+  """`num_steps` iterations of the library's steps (compiled to run fast) on the config's
+  data, from seed 0; the states recalibrated as evaluation uses them."""
+  steps = lpaae_jax.make_train_steps(config)
+  states = lpaae_jax.create_states(config, jax.random.key(0))
+  train_key = jax.random.key(1)
+  for step, batch in enumerate(input_pipeline.create_train_iterator(config,
+                                                                    end_step=num_steps)):
+    aae_key, prior_key = train_steps.iteration_keys(train_key, step)
+    if step == 0:
+      aae_step = steps.aae_phase.lower(states, batch, aae_key).compile(
+          RUN_FAST_COMPILER_OPTIONS)
+      prior_step = steps.prior_phase.lower(states, batch, prior_key).compile(
+          RUN_FAST_COMPILER_OPTIONS)
+    states, _ = aae_step(states, batch, aae_key)
+    states, _ = prior_step(states, batch, prior_key)
+  return evaluate.recalibrated(config, states)
+
+
+def reconstruction_and_mean_image_mse(config, states, num: int = 500) -> tuple[float, float]:
+  """(reconstruction MSE, the mean test image's MSE) on the first `num` test images."""
+  images, _ = input_pipeline.load_split_arrays(config, "test", num=num)
+  reconstruction_mse = float(np.mean((np.asarray(lpaae_jax.reconstruct(states, images))
+                                      - images)**2))
+  return reconstruction_mse, float(np.mean((images - images.mean(axis=0))**2))
 
 
 def compiled_steps(condition="none", prior="learned", **overrides):
