@@ -17,6 +17,13 @@ and the types they take and return: States, TrainState, TrainSteps, ModelSpec. T
 themselves, unjitted, are `lpaae_jax.train_steps.aae_phase_step` and `prior_phase_step`.
 """
 
+import os
+
+# TensorFlow only feeds tf.data here: its C++ start-up banner (oneDNN, CPU features; INFO)
+# would precede our one-line errors. Set before anything imports it; the user's values win.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 from lpaae_jax.inference import (decode_noise, encode, recalibrate_batch_norm, reconstruct,
                                  sample)
 from lpaae_jax.models import ModelSpec

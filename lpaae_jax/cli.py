@@ -13,6 +13,7 @@ Every command (`lpaae-train` = `python -m lpaae_jax.main`, `lpaae-evaluate`,
 `--verbose` keeps both: the traceback of our errors and every library's INFO lines.
 """
 
+import difflib
 import logging
 import os
 import sys
@@ -114,12 +115,88 @@ def _unloadable_config_file(name: str, flag) -> Optional[config_validation.Confi
                                          f"({reason}).")
 
 
+def config_arguments(argv: list[str], name: str) -> tuple[Optional[str], list[str]]:
+  """From argv: the value of --NAME (a config file, perhaps with ':argument') and the field
+  paths its --NAME.<path> overrides name."""
+  spec, paths = None, []
+  for i, arg in enumerate(argv):
+    if arg == f"--{name}" and i + 1 < len(argv):
+      spec = argv[i + 1]
+    elif arg.startswith(f"--{name}="):
+      spec = arg.split("=", 1)[1]
+    elif arg.startswith(f"--{name}."):
+      paths.append(arg[len(name) + 3:].split("=", 1)[0])
+  return spec, paths
+
+
+def _nearest_field(config, path: list[str]) -> Optional[str]:
+  """The config field nearest to a misspelt dotted path: a sibling of its last part, else
+  the nearest whole path, else a field anywhere with the nearest last part."""
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+  fields = []
+  def walk(node, prefix):
+    for key in node.keys():
+      fields.append(prefix + key)
+      if isinstance(node[key], config_dict.ConfigDict):
+        walk(node[key], prefix + key + ".")
+  walk(config, "")
+  parent = ".".join(path[:-1])
+  siblings = [f for f in fields if f.rpartition(".")[0] == parent]
+  for wanted, candidates in ((".".join(path), siblings), (".".join(path), fields)):
+    match = difflib.get_close_matches(wanted, candidates, n=1, cutoff=0.75)
+    if match:
+      return match[0]
+  by_last_part = {f.rpartition(".")[2]: f for f in reversed(fields)}
+  match = difflib.get_close_matches(path[-1], list(by_last_part), n=1, cutoff=0.75)
+  return by_last_part[match[0]] if match else None
+
+
+def _has_field(config, dotted: str) -> bool:
+  node = config
+  for part in dotted.split("."):
+    if not hasattr(node, "keys") or part not in node.keys():
+      return False
+    node = node[part]
+  return True
+
+
+def _misspelt_override(argv: list[str], name: str = "config"
+                       ) -> Optional[config_validation.ConfigError]:
+  """A --config.<path> override that names no field of the config: the path and the
+  nearest real field, in one line (ml_collections raises a bare KeyError/AttributeError)."""
+  spec, paths = config_arguments(argv, name)
+  if spec is None or name not in FLAGS:
+    return None
+  try:
+    config = FLAGS[name].parser.parse(spec)
+  except Exception:  # pylint: disable=broad-except  (the file itself fails: reported later)
+    return None
+  for dotted in paths:
+    parts = dotted.split(".")
+    for depth in range(len(parts)):
+      if not _has_field(config, ".".join(parts[:depth + 1])):
+        nearest = _nearest_field(config, parts[:depth + 1])
+        rest = parts[depth + 1:]
+        if nearest and rest and _has_field(config, f"{nearest}.{'.'.join(rest)}"):
+          nearest = f"{nearest}.{'.'.join(rest)}"  # --config.modle.width: model.width
+        hint = f"did you mean --{name}.{nearest}?" if nearest else f"see {spec}."
+        return config_validation.ConfigError(
+            f"--{name}.{dotted}: the config has no field {'.'.join(parts[:depth + 1])}; "
+            f"{hint}")
+  return None
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing; our errors (e.g. a config variant) and unloadable config files as
-  one line, other flag errors as absl reports them."""
+  """absl's flag parsing; our errors (e.g. a config variant), misspelt config fields and
+  unloadable config files as one line, other flag errors as absl reports them."""
   verbose = any(arg in ("--verbose", "--verbose=true", "--verbose=True") for arg in argv)
   try:
     remaining = FLAGS(argv)
+  except (AttributeError, KeyError):
+    misspelt = _misspelt_override(argv)
+    if misspelt is None or verbose:
+      raise
+    _fail(misspelt)
   except flags.Error as error:
     ours = _our_error(error)
     if ours is not None and not verbose:
@@ -149,9 +226,9 @@ def _report_errors(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
     _fail(error)
 
 
-def run(main: Callable[[list[str]], Any]) -> None:
+def run(main: Callable[[list[str]], Any], argv: Optional[list[str]] = None) -> None:
   """`app.run(main)` with the behaviour of the module docstring; call it once per process,
-  after the command has defined its flags."""
+  after the command has defined its flags. argv: sys.argv by default."""
   flags.DEFINE_bool("verbose", False, "Show the traceback of lpaae_jax's errors and every "
                     "library's INFO log lines (default: a one-line error; warnings only).")
-  app.run(lambda argv: _report_errors(main, argv), flags_parser=_parse_flags)
+  app.run(lambda argv: _report_errors(main, argv), argv=argv, flags_parser=_parse_flags)

@@ -6,8 +6,9 @@
 restores the workdir's latest checkpoint and writes `WORKDIR/eval/step_N/metrics.json` and
 the PNGs (N: the checkpoint's step), copies them to `WORKDIR/eval/` (the latest evaluation),
 and writes TensorBoard summaries. Without `--config` the run's stored config
-(`WORKDIR/config.json`, written by training) is used; with it (the training config, with
-its variant) overrides apply as usual, and a config of another dataset or model is an error.
+(`WORKDIR/config.json`, written by training) is used, and `--config.<field>=...` overrides
+it; with `--config` (the training config, with its variant) overrides apply as usual, and a
+config of another dataset or model is an error.
 
 `evaluate_states(config, states, out_dir, ...)` computes, in eval mode:
 
@@ -62,6 +63,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 import time
 from typing import Any, NamedTuple, Optional
 
@@ -83,6 +85,7 @@ from lpaae_jax import forward
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax import provenance
+from lpaae_jax import stored_config
 from lpaae_jax.evaluation import (artifacts, disentanglement, figures, inception, judge,
                                   metrics)
 from lpaae_jax.states import States
@@ -549,7 +552,8 @@ def _define_flags() -> None:
                        "Generated samples (default config.eval.num_samples).",
                        lower_bound=2)  # FID needs a covariance
   config_flags.DEFINE_config_file("config", None, "The run's training config (default: the "
-                                  "one training stored in WORKDIR/config.json).",
+                                  "one training stored in WORKDIR/config.json, which "
+                                  "--config.<field> overrides also apply to).",
                                   lock_config=True)
   flags.mark_flags_as_required(["workdir"])
 
@@ -615,10 +619,20 @@ def main(argv):
   print(json.dumps(scalar_metrics(results), indent=2, sort_keys=True))
 
 
+def with_stored_config(argv: list[str]) -> list[str]:
+  """`--config.<field>=...` overrides without `--config` override the run's stored config:
+  argv with `--config=<lpaae_jax/stored_config.py>:WORKDIR` added."""
+  config_file, overrides = cli.config_arguments(argv, "config")
+  workdir, _ = cli.config_arguments(argv, "workdir")
+  if config_file is not None or not overrides or workdir is None:
+    return argv
+  return [argv[0], f"--config={stored_config.__file__}:{workdir}", *argv[1:]]
+
+
 def run() -> None:
   """The `lpaae-evaluate` command (python -m lpaae_jax.evaluate)."""
   _define_flags()
-  cli.run(main)
+  cli.run(main, argv=with_stored_config(sys.argv))
 
 
 if __name__ == "__main__":

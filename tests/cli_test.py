@@ -26,6 +26,7 @@ from lpaae_jax import input_pipeline
 from lpaae_jax import provenance
 from lpaae_jax import train
 from lpaae_jax.evaluation import judge
+from configs import test as test_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_CONFIG = str(ROOT / "configs" / "test.py")
@@ -113,7 +114,9 @@ def test_a_cloud_workdir_is_one_line_before_anything_is_written(tmp_path, monkey
 def test_evaluate_without_checkpoint_prints_one_line_and_creates_nothing(tmp_path):
   result, _ = _command("lpaae_jax.evaluate", f"--config={TEST_CONFIG}",
                        f"--workdir={tmp_path / 'typo'}", cwd=tmp_path)
-  _assert_one_line_error(result, "No checkpoint in", str(tmp_path / "typo"), "train first")
+  line = _assert_one_line_error(result, "No checkpoint in", str(tmp_path / "typo"),
+                                "train first")
+  assert result.stderr.strip() == line  # no TensorFlow start-up banner before it
   assert not (tmp_path / "typo").exists()
 
 
@@ -123,6 +126,27 @@ def test_evaluate_without_config_uses_the_stored_one_or_names_it(tmp_path):
   _assert_one_line_error(result, "No stored config", str(tmp_path / "old_run" / "config.json"),
                          "--config=")
   assert not (tmp_path / "old_run").exists()
+
+
+def test_a_misspelt_config_field_is_one_line_naming_the_nearest_field(tmp_path):
+  result, _ = _command("lpaae_jax.main", f"--config={TEST_CONFIG}", "--config.widht=32",
+                       f"--workdir={tmp_path / 'run'}", cwd=tmp_path)
+  _assert_one_line_error(result, "--config.widht: the config has no field widht",
+                         "did you mean --config.model.width?")
+  assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_overrides_the_stored_config(tmp_path):
+  workdir = tmp_path / "run"
+  provenance.write_config(str(workdir), test_config.get_config())
+  # The override parses against the stored config (a typo there names its field) ...
+  result, _ = _command("lpaae_jax.evaluate", f"--workdir={workdir}",
+                       "--config.eval.use_inceptoin=False", cwd=tmp_path)
+  _assert_one_line_error(result, "did you mean --config.eval.use_inception?")
+  # ... and a right one gets as far as the missing checkpoint.
+  result, _ = _command("lpaae_jax.evaluate", f"--workdir={workdir}",
+                       "--config.eval.use_inception=False", cwd=tmp_path)
+  _assert_one_line_error(result, "No checkpoint in", str(workdir))
 
 
 def test_verbose_keeps_the_traceback(tmp_path):

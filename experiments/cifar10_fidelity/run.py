@@ -146,6 +146,8 @@ def _define_flags() -> None:
   flags.DEFINE_list("seeds", ["0"], "Seeds of every variant.")
   flags.DEFINE_integer("steps", 3000, "Training iterations per run.")
   flags.DEFINE_integer("width", 16, "model.width (paper: 64).")
+  flags.DEFINE_integer("eval_every_steps", 500, "Evaluation (about 50 s) and checkpoint "
+                       "interval.")
   flags.DEFINE_integer("steps_per_jit", 4, "Iterations per compiled call (the same training "
                        "up to float reassociation).")
   flags.DEFINE_integer("num_samples", 2000, "Generated samples per evaluation.")
@@ -174,7 +176,7 @@ def ensure_judge(judge_dir: str, data_dir) -> str:
 
 def variant_config(name: str, seed: int, *, steps: int, width: int, num_samples: int,
                    inception: bool, judge_path: str, stats_cache_dir: str, data_dir,
-                   steps_per_jit: int = 4):
+                   steps_per_jit: int = 4, eval_every_steps: int = 500):
   setting, overrides, _ = VARIANTS[name]
   config = cifar10_cpu.get_config(setting)
   config.seed = seed
@@ -184,8 +186,8 @@ def variant_config(name: str, seed: int, *, steps: int, width: int, num_samples:
   config.num_train_steps = steps
   config.steps_per_jit = steps_per_jit
   config.log_every_steps = min(100, steps)
-  config.eval_every_steps = min(500, steps)
-  config.checkpoint_every_steps = min(500, steps)
+  config.eval_every_steps = min(eval_every_steps, steps)
+  config.checkpoint_every_steps = min(eval_every_steps, steps)
   config.eval.num_samples = num_samples
   config.eval.judge_path = judge_path
   config.eval.use_inception = inception
@@ -268,7 +270,7 @@ def main(argv):
                   inception=FLAGS.inception, data_dir=FLAGS.data_dir,
                   judge_path=os.path.relpath(FLAGS.judge),
                   stats_cache_dir=os.path.join(FLAGS.workdir, "fid_stats"),
-                  steps_per_jit=FLAGS.steps_per_jit)
+                  steps_per_jit=FLAGS.steps_per_jit, eval_every_steps=FLAGS.eval_every_steps)
   configs = {(name, seed): variant_config(name, seed, **settings)
              for name in FLAGS.variants for seed in seeds}
   for config in configs.values():  # every bad variant fails before any training
