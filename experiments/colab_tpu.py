@@ -38,10 +38,10 @@ def line_magic(line: str) -> None:
 # Autoencoders") on a Colab TPU, shows TensorBoard, and evaluates the trained model (FID,
 # Inception Score, k-means of the codes, figures).
 #
-# **Runtime → Change runtime type → TPU**, set **SOURCE** in the first cell, then
-# **Runtime → Run all**. The same code runs on any JAX backend: the training loop puts every
-# device on a 1-D `data` mesh (8 TPU cores on a v2-8, one chip on a v5e-1), so nothing here
-# is TPU-specific.
+# **Runtime → Change runtime type → v5e-1 TPU** (Colab's TPU today: one v5e chip, Python
+# 3.13, JAX preinstalled, no TensorFlow or TensorBoard), set **SOURCE** in the first cell, then
+# **Runtime → Run all**. The same code runs on any JAX backend (a GPU runtime, a CPU): the
+# training loop puts every device on a 1-D `data` mesh, so nothing here is TPU-specific.
 #
 # `experiments/colab_tpu.py` is this notebook as a script, generated from it (`python -m
 # tests.colab_notebook_test` rewrites it); `tests/colab_notebook_test.py` checks that both
@@ -86,18 +86,23 @@ OVERRIDES = {"steps_per_jit": 10,
 # ## Code and install
 #
 # Mounts Google Drive (see `USE_DRIVE`), takes the code from `SOURCE` (unless this runtime
-# already runs inside a checkout) and installs only what the runtime lacks: `lpaae_jax`
-# itself, JAX with the accelerator's extra (`jax[tpu]` brings the matching jaxlib and libtpu)
-# and the dependencies that pip finds missing or too old. Colab's own TensorFlow (for
-# `tf.data` and TensorBoard) and the rest of its stack stay as they are. If pip upgraded a
-# package Colab had already imported, use **Runtime → Restart session** and run all again.
+# already runs inside a checkout) and installs only what the runtime lacks or holds in a
+# version outside our ranges (`install_plan`): on the TPU runtime TensorFlow's CPU build (it
+# feeds `tf.data` and writes the summaries) and TensorBoard, `lpaae_jax` itself, JAX with the
+# accelerator's extra (`jax[tpu]` brings the matching jaxlib and libtpu) and the JAX
+# libraries. What the runtime has in a compatible version (NumPy, SciPy, a GPU runtime's
+# TensorFlow, ...) stays. If pip upgraded a package Colab had already imported, use
+# **Runtime → Restart session** and run all again.
 
 
 # %%
 import glob
-import re
+import importlib.metadata
 import shlex
 import tomllib
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 if USE_DRIVE or SOURCE.startswith("/content/drive"):
   from google.colab import drive
@@ -126,14 +131,43 @@ elif glob.glob("/dev/nvidia[0-9]*"):
   ACCELERATOR = "cuda12"
 else:
   ACCELERATOR = None
-# Our dependency ranges, without the CPU build of TensorFlow that our pins name.
-REQUIREMENTS = [requirement for requirement in PROJECT["dependencies"]
-                if re.match(r"[\w.-]+", requirement)[0] not in ("tensorflow", "tensorflow-cpu")]
-REQUIREMENTS += PROJECT["optional-dependencies"].get(ACCELERATOR, [])
-PIP_ARGUMENTS = " ".join(shlex.quote(requirement) for requirement in REQUIREMENTS)
+
+
+def install_plan(requirements, version_of):
+  """The requirements (ours, for this platform) that the runtime lacks or holds in a version
+  outside their range; version_of(distribution) is the installed version or None. Either
+  TensorFlow build, tensorflow or tensorflow-cpu, serves tf.data."""
+  plan = []
+  for line in requirements:
+    requirement = Requirement(line)
+    if requirement.marker is not None and not requirement.marker.evaluate():
+      continue
+    names = [canonicalize_name(requirement.name)]
+    if names[0] in ("tensorflow", "tensorflow-cpu"):
+      names = ["tensorflow", "tensorflow-cpu"]
+    installed = {name: version_of(name) for name in names if version_of(name)}
+    if requirement.extras or not any(requirement.specifier.contains(version)
+                                     for version in installed.values()):
+      name = next(iter(installed), requirement.name)  # upgrade the build that is there
+      extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+      plan.append(f"{name}{extras}{requirement.specifier}")
+  return plan
+
+
+def installed_version(distribution):
+  try:
+    return importlib.metadata.version(distribution)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+REQUIREMENTS = PROJECT["dependencies"] + PROJECT["optional-dependencies"].get(ACCELERATOR, [])
+PLAN = install_plan(REQUIREMENTS, installed_version)
+print("to install:", " ".join(PLAN) or "nothing")
 if IN_COLAB:
   shell(f'pip install -q --no-deps -e .')
-  shell(f'pip install -q {PIP_ARGUMENTS}')
+  if PLAN:
+    shell(f'pip install -q {shlex.join(PLAN)}')
 
 
 # %% [markdown]

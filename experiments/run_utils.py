@@ -16,7 +16,7 @@ from typing import Any, Optional
 from absl import logging
 import ml_collections
 
-from configs import default
+from lpaae_jax.configs import default
 from lpaae_jax import checkpointing
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils

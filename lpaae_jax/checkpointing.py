@@ -247,7 +247,8 @@ def set_aside(workdir: str) -> str:
 
 def restore_latest(config: ml_collections.ConfigDict, workdir: str,
                    sharding=None) -> tuple[states_lib.States, int]:
-  """(states, step) of the workdir's latest checkpoint, e.g. for evaluation."""
+  """(states, step) of the workdir's latest checkpoint, as training left them (to resume or
+  evaluate); for inference `evaluate.restore_for_inference` recalibrates BatchNorm first."""
   if not os.path.isdir(checkpoint_dir(workdir)):  # the manager would create it
     raise NoCheckpointError(f"No checkpoint in {checkpoint_dir(workdir)}: train first with "
                             "python -m lpaae_jax.main --config=... --workdir=..., or check "

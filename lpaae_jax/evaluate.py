@@ -155,6 +155,18 @@ def inference_states(config: ml_collections.ConfigDict, states: States,
                          recalibrated(config, states, batches, decoder_inputs="codes"))
 
 
+def restore_for_inference(workdir: str, config: Optional[ml_collections.ConfigDict] = None
+                          ) -> tuple[States, ml_collections.ConfigDict]:
+  """(states, config) of the workdir's latest checkpoint, ready for `lpaae_jax.sample`,
+  `encode` and `reconstruct` as the evaluation uses them: the checkpoint holds training's
+  running BatchNorm averages, which lag the final networks (`recalibrated` replaces them).
+  config None: the run's stored config. (With config.eval.decoder_batch_norm="per_input" these
+  are the reconstructing states; `inference_states` gives both.)"""
+  config = provenance.load_config(workdir) if config is None else config
+  states, _ = checkpointing.restore_latest(config, workdir)
+  return inference_states(config, states).reconstructing, config
+
+
 # --- Progress ------------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from configs import cifar10
+from lpaae_jax.configs import cifar10
 from lpaae_jax import input_pipeline
 from lpaae_jax.evaluation import artifacts
 

@@ -33,7 +33,7 @@ def test_every_variant_is_a_valid_config(variant):
 
 
 def test_paper_table_rows_train_the_model_before_and_cifar10_rows_the_config():
-  from configs import cifar10_cpu  # pylint: disable=g-import-not-at-top
+  from lpaae_jax.configs import cifar10_cpu  # pylint: disable=g-import-not-at-top
   flat = lambda config: traverse_util.flatten_dict(config.to_dict(), sep=".")
   before = flat(fidelity_run.variant_config("paper_table", 0, **_SETTINGS))
   ours = flat(fidelity_run.variant_config("cifar10_supervised", 0, **_SETTINGS))

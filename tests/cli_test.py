@@ -26,7 +26,7 @@ from lpaae_jax import input_pipeline
 from lpaae_jax import provenance
 from lpaae_jax import train
 from lpaae_jax.evaluation import judge
-from configs import test as test_config
+from lpaae_jax.configs import test as test_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_CONFIG = str(ROOT / "configs" / "test.py")

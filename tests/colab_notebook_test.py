@@ -15,10 +15,9 @@ import os
 import pathlib
 import re
 import runpy
-import shlex
 import sys
-import tomllib
 
+from packaging.requirements import Requirement
 import pytest
 
 import tensorflow_datasets as tfds
@@ -119,7 +118,7 @@ def test_notebook_covers_install_data_devices_training_tensorboard_and_evaluatio
   settings = code_cells(notebook)[0]
   assert settings.startswith("# @title Settings") and 'SOURCE = ""  # @param' in settings
   code = "\n".join(code_cells(notebook))
-  for needle in ("!pip install -q --no-deps -e .", "!pip install -q {PIP_ARGUMENTS}",
+  for needle in ("!pip install -q --no-deps -e .", "!pip install -q {shlex.join(PLAN)}",
                  "drive.mount(", "check_dataset_available(", "jax.devices()",
                  "configs/cifar10.py", "%load_ext tensorboard",
                  "%tensorboard --logdir {WORKDIR}", "cli.log_to_notebook()",
@@ -153,7 +152,7 @@ def test_an_unset_source_stops_at_the_install_cell_with_one_line(tmp_path, monke
     _run_twin(monkeypatch, tmp_path, source=str(tmp_path))
 
 
-def test_install_takes_our_ranges_without_the_cpu_tensorflow():
+def _install_cell_namespace() -> dict:
   namespace = {"os": os, "sys": sys, "USE_DRIVE": False, "SOURCE": "", "IN_COLAB": False}
   install_cell = code_cells(read_notebook())[1]
   script = "\n".join(script_line(line) for line in install_cell.split("\n"))
@@ -163,13 +162,38 @@ def test_install_takes_our_ranges_without_the_cpu_tensorflow():
     exec(compile(script, "install cell", "exec"), namespace)  # pylint: disable=exec-used
   finally:
     os.chdir(cwd)
-  names = [re.match(r"[\w.-]+", requirement)[0] for requirement in namespace["REQUIREMENTS"]]
-  assert "tensorflow-cpu" not in names and "tensorflow" not in names
-  assert {"flax", "orbax-checkpoint", "clu", "tensorflow-datasets", "jax"} <= set(names)
-  assert "optax>=0.2.8,<0.3" in namespace["REQUIREMENTS"]
-  tpu = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-      "optional-dependencies"]["tpu"]
-  assert tpu == ["jax[tpu]>=0.10.2,<0.11"] and "'jax[tpu]>=0.10.2,<0.11'" in shlex.join(tpu)
+  return namespace
+
+
+# Colab's TPU runtime today (v5e-1): Python 3.13, JAX 0.7.2 and the scientific stack, no
+# TensorFlow, TensorBoard, tfds, clu or ml_collections. Its GPU runtime has TensorFlow.
+COLAB_TPU_RUNTIME = {"jax": "0.7.2", "jaxlib": "0.7.2", "flax": "0.10.7", "optax": "0.2.5",
+                     "orbax-checkpoint": "0.11.24", "numpy": "2.0.2", "scipy": "1.16.3",
+                     "scikit-learn": "1.6.1", "matplotlib": "3.10.0", "pillow": "11.3.0",
+                     "absl-py": "1.4.0", "etils": "1.13.0", "importlib-resources": "6.5.2"}
+OURS_MISSING_THERE = {"tensorflow-cpu", "tensorboard", "tensorflow-datasets", "clu",
+                      "ml-collections", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint"}
+
+
+def test_install_plan_on_the_tpu_runtime_adds_tensorflow_and_keeps_what_fits():
+  namespace = _install_cell_namespace()
+  plan = namespace["install_plan"](
+      namespace["REQUIREMENTS"] + ["jax[tpu]>=0.10.2,<0.11"], COLAB_TPU_RUNTIME.get)
+  names = [re.match(r"[\w.-]+", requirement)[0].replace("_", "-") for requirement in plan]
+  assert set(names) == OURS_MISSING_THERE, names  # numpy, scipy, ... stay as they are
+  plan = list(map(Requirement, plan))
+  for wanted in ("tensorflow-cpu>=2.20,<3", "jax[tpu]>=0.10.2,<0.11", "optax>=0.2.8,<0.3"):
+    assert Requirement(wanted) in plan, wanted
+
+
+def test_install_plan_keeps_a_fitting_tensorflow_build_and_upgrades_an_old_one():
+  plan_with = _install_cell_namespace()["install_plan"]
+  requirements = _install_cell_namespace()["REQUIREMENTS"]
+  fitting = dict(COLAB_TPU_RUNTIME, tensorflow="2.20.0")  # the GPU runtime's build
+  assert not any(r.startswith("tensorflow") and not r.startswith("tensorflow-datasets")
+                 for r in plan_with(requirements, fitting.get))
+  old = dict(COLAB_TPU_RUNTIME, tensorflow="2.19.0")
+  assert Requirement("tensorflow>=2.20,<3") in map(Requirement, plan_with(requirements, old.get))
 
 
 def test_twin_trains_and_evaluates_a_tiny_config_on_cpu(tmp_path, monkeypatch, capfd):

@@ -81,7 +81,7 @@ def test_paper_table_runs_the_chosen_runs_and_writes_the_table(paper_table_run):
 def test_cpu_scale_table_config_changes_only_the_scale():
   # configs/cifar10_cpu.py is the paper-scale config with fewer, narrower iterations and
   # cheaper evaluation: any other difference would make the CPU table a different model.
-  from configs import cifar10, cifar10_cpu
+  from lpaae_jax.configs import cifar10, cifar10_cpu
   flat = lambda config: dict(traverse_util.flatten_dict(config.to_dict(), sep="."))
   paper, cpu = flat(cifar10.get_config("supervised")), flat(cifar10_cpu.get_config("supervised"))
   assert paper.keys() == cpu.keys()

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
-from configs import test as test_config
+from lpaae_jax.configs import test as test_config
 import lpaae_jax
 from lpaae_jax import config_validation, evaluate, input_pipeline, train, train_steps
 

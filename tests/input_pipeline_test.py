@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from configs import cifar10 as cifar10_config
-from configs import mnist as mnist_config
+from lpaae_jax.configs import cifar10 as cifar10_config
+from lpaae_jax.configs import mnist as mnist_config
 from lpaae_jax import input_pipeline
 from tests.helpers import apply_overrides
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import test as test_config
+from lpaae_jax.configs import test as test_config
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax.models import ModelSpec
@@ -69,7 +69,7 @@ def test_bfloat16_compute_keeps_float32_params():
 
 
 def test_full_width_cifar10_parameter_counts(capsys):
-  from configs import cifar10
+  from lpaae_jax.configs import cifar10
   config = cifar10.get_config()
   spec = ModelSpec.from_config(config)
   states = jax.eval_shape(lambda key: init_states(spec, make_optimizers(config), key),

@@ -1,12 +1,16 @@
 """pyproject.toml: installable package, its commands and dependencies; configs that load by
-file path from any working directory. Cheap: nothing here imports TensorFlow or compiles."""
+file path from any working directory, and ship in the wheel. Cheap but for the wheel test
+(a build and README's API example on the tiny test config, in a subprocess)."""
 
 import ast
 import importlib.util
 import os
 import pathlib
+import subprocess
 import sys
+import textwrap
 import tomllib
+import zipfile
 
 from absl import flags
 from ml_collections.config_flags import config_flags
@@ -57,9 +61,25 @@ def test_every_pinned_requirement_is_declared_with_a_range_holding_its_pin(proje
       assert requirement.specifier.contains(pin), f"{requirement} excludes the pinned {pin}"
 
 
+@pytest.mark.parametrize("platform, machine", [("linux", "x86_64"), ("linux", "aarch64"),
+                                               ("darwin", "arm64"), ("win32", "AMD64")])
+def test_every_platform_gets_exactly_one_tensorflow_that_exists(project, platform, machine):
+  # tensorflow-cpu has wheels for x86-64 Linux and Windows only.
+  environment = {"sys_platform": platform, "platform_machine": machine}
+  lines = [line.split("#", 1)[0].strip()
+           for line in (ROOT / "requirements.txt").read_text().splitlines()]
+  for requirements in ([line for line in lines if line], project["dependencies"]):
+    chosen = [r.name for r in map(Requirement, requirements)
+              if r.name.startswith("tensorflow") and r.name != "tensorflow-datasets"
+              and (r.marker is None or r.marker.evaluate(environment))]
+    expected = "tensorflow-cpu" if (platform, machine) in (("linux", "x86_64"),
+                                                           ("win32", "AMD64")) else "tensorflow"
+    assert chosen == [expected], (platform, machine, chosen)
+
+
 def test_accelerator_extras_match_the_pinned_jax(project):
   pin = _pins()["jax"]
-  for extra in ("cuda12", "tpu"):
+  for extra in ("cuda12", "cuda13", "tpu"):
     (requirement,) = map(Requirement, project["optional-dependencies"][extra])
     assert requirement.name == "jax" and requirement.extras == {extra}
     assert requirement.specifier.contains(pin)
@@ -103,3 +123,38 @@ def test_configs_load_by_path_from_another_working_directory(name, tmp_path, mon
   flag_values(["lpaae-train", f"--config={ROOT / 'configs' / name}.py:supervised"])
   config = flag_values.config
   assert config.model.condition == "supervised" and config.model.image_size == 32
+
+
+def _readme_api_example() -> str:
+  readme = (ROOT / "README.md").read_text()
+  section = readme[readme.index("## Library API"):]
+  start = section.index("```python\n") + len("```python\n")
+  return section[start:section.index("\n```", start)]
+
+
+def test_a_built_wheel_ships_the_configs_and_runs_the_readme_api_example(tmp_path):
+  # As an installed user: the wheel's files alone, from a directory with no checkout in it.
+  subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                  "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True, cwd=tmp_path,
+                 capture_output=True, timeout=300)
+  (wheel,) = (tmp_path / "dist").glob("lpaae_jax-*.whl")
+  site = tmp_path / "site"
+  with zipfile.ZipFile(wheel) as archive:
+    archive.extractall(site)
+  script = _readme_api_example() + textwrap.dedent(f"""
+      import importlib.metadata
+      assert lpaae_jax.__file__.startswith({str(site)!r}), lpaae_jax.__file__
+      assert importlib.metadata.version("lpaae_jax") == lpaae_jax.__version__
+      assert importlib.metadata.metadata("lpaae_jax")["License"] == "Apache-2.0"
+      assert configs.path("cifar10").startswith({str(site)!r})
+      assert configs.get_config("cifar10", "supervised,fixed").model.prior == "fixed"
+      assert images.shape == (10, size, size, channels), images.shape
+      assert reconstructions.shape == batch["image"].shape
+      print("ok")
+      """)
+  work = tmp_path / "elsewhere"
+  work.mkdir()
+  env = dict(os.environ, PYTHONPATH=str(site), JAX_PLATFORMS="cpu")
+  result = subprocess.run([sys.executable, "-c", script], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

@@ -20,7 +20,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from configs import cifar10_cpu
+from lpaae_jax.configs import cifar10_cpu
 from experiments import run_utils
 from experiments.cifar10_fidelity import run as fidelity_run
 from lpaae_jax import evaluate

@@ -32,7 +32,7 @@ from absl import logging
 from flax import traverse_util
 import jax
 
-from configs import cifar10_cpu
+from lpaae_jax.configs import cifar10_cpu
 from experiments import run_utils
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation

@@ -28,7 +28,7 @@ from absl import flags
 from absl import logging
 import jax
 
-from configs import mnist
+from lpaae_jax.configs import mnist
 from experiments import run_utils
 from experiments.mnist_cpu_study import run as study
 from lpaae_jax import config_validation

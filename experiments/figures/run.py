@@ -24,7 +24,7 @@ import ml_collections
 from ml_collections import config_flags
 
 import lpaae_jax
-from configs import default
+from lpaae_jax.configs import default
 from lpaae_jax import checkpointing
 from lpaae_jax import evaluate
 from lpaae_jax.evaluation import figures

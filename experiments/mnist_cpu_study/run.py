@@ -39,7 +39,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from configs import mnist
+from lpaae_jax.configs import mnist
 from experiments import run_utils
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate

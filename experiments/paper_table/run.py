@@ -42,7 +42,7 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from configs import default
+from lpaae_jax.configs import default
 from experiments import run_utils
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
