@@ -40,7 +40,11 @@ class NoCheckpointError(errors.LpaaeError, FileNotFoundError):
   """The workdir has no checkpoint to evaluate (or restore)."""
 
 
-class CheckpointSaveError(errors.LpaaeError, OSError):
+class DiskFullError(errors.LpaaeError, OSError):
+  """The workdir's filesystem is full: the run's files (summaries, ...) cannot be written."""
+
+
+class CheckpointSaveError(DiskFullError):
   """A checkpoint could not be written because its filesystem is full."""
 
 
@@ -109,32 +113,45 @@ def is_out_of_space(error: BaseException) -> bool:
   return False
 
 
-def newest_complete_step(manager: ocp.CheckpointManager) -> Optional[int]:
-  """The newest step whose checkpoint was committed (an interrupted save never is)."""
-  manager.reload()
-  return manager.latest_step()
+def _newest_committed_step(directory: str) -> Optional[int]:
+  """From the directory listing alone (a failed manager may not answer): Orbax commits a
+  save by renaming its temporary directory to the step number."""
+  try:
+    steps = [int(name) for name in os.listdir(directory) if name.isdigit()]
+  except OSError:
+    return None
+  return max(steps, default=None)
+
+
+def full_disk_error(workdir: str, writing: str,
+                    error_class=DiskFullError) -> DiskFullError:
+  """The one-line error for a full disk while `writing` (e.g. "a checkpoint"): what the
+  rerun resumes from, and the fix."""
+  directory = checkpoint_dir(workdir)
+  step = _newest_committed_step(directory)
+  kept = ("no checkpoint is complete yet, so the rerun starts over" if step is None else
+          f"the newest complete checkpoint, {os.path.join(directory, str(step))} (step "
+          f"{step}), is intact and the rerun resumes from it")
+  return error_class(f"No space left on the device of {directory} while writing {writing}: "
+                     f"{kept}. Free space there (or move the workdir to a larger disk) and "
+                     "rerun the same command.")
 
 
 @contextlib.contextmanager
-def _reporting_full_disk(manager: ocp.CheckpointManager):
-  """Turns Orbax's out-of-space failures into one CheckpointSaveError naming what is kept."""
+def reporting_full_disk(workdir: str, writing: str, error_class=DiskFullError):
+  """Turns an out-of-space failure inside the block into one `full_disk_error`; our own
+  errors, and any error raised while handling one, pass through (the commands show ours)."""
   try:
     yield
   except Exception as error:  # pylint: disable=broad-except  (re-raised unless out of space)
-    if not is_out_of_space(error):
+    if errors.innermost(error) is not None or not is_out_of_space(error):
       raise
-    directory = os.fspath(manager.directory)
-    try:
-      step = newest_complete_step(manager)
-    except Exception:  # pylint: disable=broad-except  (the message matters more)
-      step = None
-    kept = ("no checkpoint is complete yet, so the rerun starts over" if step is None else
-            f"the newest complete checkpoint, {os.path.join(directory, str(step))} (step "
-            f"{step}), is intact and the rerun resumes from it")
-    raise CheckpointSaveError(
-        f"No space left on the device of {directory} while saving a checkpoint: {kept}. "
-        "Free space there (or move the workdir to a larger disk) and rerun the same "
-        "command.") from error
+    raise full_disk_error(workdir, writing, error_class) from error
+
+
+def _reporting_full_disk(manager: ocp.CheckpointManager):
+  workdir = os.path.dirname(os.fspath(manager.directory))
+  return reporting_full_disk(workdir, "a checkpoint", CheckpointSaveError)
 
 
 def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_lib.States:

@@ -4,9 +4,10 @@ Every command (`lpaae-train` = `python -m lpaae_jax.main`, `lpaae-evaluate`,
 `lpaae-benchmark`, the judge) runs its main through `run`:
 
   * An `errors.LpaaeError` (a bad config value or file, missing data, an unusable workdir
-    or checkpoint, a full disk, ...) ends the command with `error: <message>` on stderr and
-    exit code 1, without a traceback; so does a config file that cannot be loaded. Any
-    other exception is unexpected and keeps its traceback.
+    or checkpoint, a full disk, ...) ends the command with `error: <message>` on stderr,
+    its last line, and exit code 1, without a traceback; so does a misspelt config field or
+    a config file that cannot be loaded, and any exception raised while ours propagated (a
+    failing clean-up). Any other exception is unexpected and keeps its traceback.
   * The log keeps every line of ours and of clu's (progress with ETA, metrics); of the other
     libraries (Orbax, tfds, jax, ...) only warnings and errors, without their tracebacks.
 
@@ -18,7 +19,6 @@ import logging
 import os
 import sys
 import textwrap
-import threading
 from typing import Any, Callable, NoReturn, Optional
 
 from absl import app
@@ -32,23 +32,27 @@ from lpaae_jax import config_validation
 from lpaae_jax import errors
 
 FLAGS = flags.FLAGS
-# Records logged from these directories are ours or clu's progress and metric lines.
-_KEPT_LOG_DIRS = tuple(os.path.dirname(os.path.abspath(module.__file__)) + os.sep
-                       for module in (lpaae_jax, clu))
+# Records logged from these directories are ours, or clu's progress and metric lines.
+_OUR_LOG_DIR, _CLU_LOG_DIR = (os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+                              for module in (lpaae_jax, clu))
 
 
 class LibraryLogFilter(logging.Filter):
-  """Drops other libraries' records below WARNING and strips their tracebacks; drops them
-  all once the command has reported its error (`after_error`)."""
+  """Drops other libraries' records below WARNING and strips every library's tracebacks
+  (clu's included); drops every record once the command has reported its error
+  (`after_error`)."""
 
   after_error = False
 
   def filter(self, record: logging.LogRecord) -> bool:
-    if record.pathname.startswith(_KEPT_LOG_DIRS):
-      return True
-    if record.levelno < logging.WARNING or LibraryLogFilter.after_error:
+    if LibraryLogFilter.after_error:
       return False
-    # Orbax logs each failing background thread with its traceback; our error explains it.
+    if record.pathname.startswith(_OUR_LOG_DIR):
+      return True
+    if record.levelno < logging.WARNING and not record.pathname.startswith(_CLU_LOG_DIR):
+      return False
+    # Orbax logs each failing background thread with its traceback, clu its summary
+    # writer's; our error explains them.
     record.exc_info = record.exc_text = record.stack_info = None
     return True
 
@@ -70,31 +74,13 @@ def log_to_notebook() -> None:
 
 
 def _fail(error: BaseException) -> NoReturn:
-  print(f"error: {error}", file=sys.stderr, flush=True)
-  _silence_shutdown()
-  sys.exit(1)
-
-
-def _silence_shutdown() -> None:
-  """Keeps the error line last. After a failed checkpoint save, Orbax's leftover futures
-  and threads report the same failure again while Python shuts down ("exception was never
-  retrieved", "Event loop is closed"); the message has said what happened."""
+  """Prints `error: <message>` as the command's last line and ends the process at once:
+  after a failure, background threads (Orbax's saves, clu's summary writer) may fail again
+  and report it with tracebacks; nothing they could still finish matters then."""
   LibraryLogFilter.after_error = True
-  sys.unraisablehook = lambda unraisable: None
-  threading.excepthook = lambda args: None
-
-
-def _our_error(error: Optional[BaseException]) -> Optional[errors.LpaaeError]:
-  """The LpaaeError that `error` was raised while handling, if any (ml_collections and
-  absl re-raise a config file's errors as theirs, with the traceback in the message)."""
-  seen = set()
-  found = None
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, errors.LpaaeError):
-      found = error  # the innermost one carries the original message
-    error = error.__cause__ or error.__context__
-  return found
+  sys.stdout.flush()
+  print(f"error: {error}", file=sys.stderr, flush=True)
+  os._exit(1)  # pylint: disable=protected-access
 
 
 def _unloadable_config_file(name: str, flag) -> Optional[config_validation.ConfigError]:
@@ -198,7 +184,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
       raise
     _fail(misspelt)
   except flags.Error as error:
-    ours = _our_error(error)
+    ours = errors.innermost(error)
     if ours is not None and not verbose:
       _fail(ours)
     # As absl's own parser reports a flag error (parsing again would redefine the
@@ -216,14 +202,32 @@ def _parse_flags(argv: list[str]) -> list[str]:
   return remaining
 
 
+def _quiet_closed_loop_callbacks() -> None:
+  """After a failed save, tensorstore's callbacks into Orbax's closed event loop each print
+  "RuntimeError: Event loop is closed" with a traceback (through sys.unraisablehook), up to
+  thousands of lines around the error that explains them: dropped."""
+  default = sys.unraisablehook
+
+  def unraisablehook(unraisable):
+    value = unraisable.exc_value
+    if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+      default(unraisable)
+
+  sys.unraisablehook = unraisablehook
+
+
 def _report_errors(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
   if FLAGS.verbose:
     return main(argv)
   quiet_library_logs()
+  _quiet_closed_loop_callbacks()
   try:
     return main(argv)
-  except errors.LpaaeError as error:
-    _fail(error)
+  except Exception as error:  # pylint: disable=broad-except  (re-raised unless ours)
+    ours = errors.innermost(error)  # also when a clean-up failed while ours propagated
+    if ours is None:
+      raise
+    _fail(ours)
 
 
 def run(main: Callable[[list[str]], Any], argv: Optional[list[str]] = None) -> None:

@@ -7,7 +7,7 @@ matmul with the batch and spatial positions as contraction (for a k x k kernel: 
 the taps of (input shifted by the tap)^T @ (output gradient)). For 3x3 and larger kernels
 the tap-by-tap matmuls measured slower than XLA's own gradient with the jax of
 requirements.txt (`python -m experiments.benchmark.kernel_gradients`; whole iterations in
-experiments/README.md), so only 1x1 kernels take them.
+experiments/benchmark/NOTEBOOK.md), so only 1x1 kernels take them.
 
 The 3x3 stride-1 convolutions with 128 or more channels on maps of 16x16 or smaller (width
 64's three inner levels, fewer at smaller widths) are computed, forward and both
@@ -86,9 +86,9 @@ def matmul_kernel_gradient_is_faster(input_shape, kernel_shape, strides, padding
   """Where the tap-by-tap matmuls beat XLA:CPU's kernel gradient (batch 64, this project's
   CPU; `python -m experiments.benchmark.kernel_gradients`, the per-layer timings in
   experiments/benchmark/kernel_gradients_cpu_2026-12-04.txt, whole iterations in
-  experiments/README.md): the 1x1 skip projections, 3-4x faster at every width. For 3x3 and
-  larger kernels XLA's own kernel gradient measured as fast or faster, layer by layer and in
-  whole iterations at width 64, so those keep it."""
+  experiments/benchmark/NOTEBOOK.md): the 1x1 skip projections, 3-4x faster at every
+  width. For 3x3 and larger kernels XLA's own kernel gradient measured as fast or faster,
+  layer by layer and in whole iterations at width 64, so those keep it."""
   del input_shape, strides, padding  # the measured rule depends on the kernel alone
   return kernel_shape[0] == kernel_shape[1] == 1
 

@@ -7,10 +7,10 @@ memory in again: 106,000-162,000 faults per iteration at width 64. With the trim
 thresholds fixed high and a 1 GiB top pad (an arena keeps that much free memory at its top,
 and its heaps are never deleted) 14,000-29,000 remain, and iterations ran faster at width
 64 in 13 of 14 alternating rounds (median -3%), at width 8 in 9 of 12, at width 16 in 6 of
-12 (`experiments/benchmark/malloc_thresholds_ab.sh`, experiments/README.md). The cost:
-the process keeps its peak heap for its lifetime, which a training process reaches every
-step anyway. `train.train_and_evaluate` and the benchmark apply it with the CPU fast paths
-on; the train steps themselves do not (it is a setting of the whole process).
+12 (`experiments/benchmark/malloc_thresholds_ab.sh`, experiments/benchmark/NOTEBOOK.md).
+The cost: the process keeps its peak heap for its lifetime, which a training process
+reaches every step anyway. `train.train_and_evaluate` and the benchmark apply it with the
+CPU fast paths on; the train steps themselves do not (it is a setting of the whole process).
 """
 
 import ctypes

@@ -18,3 +18,17 @@ def first_line(error: BaseException, limit: int = 200) -> str:
   lines = str(error).strip().splitlines()
   text = lines[0] if lines else type(error).__name__
   return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def innermost(error: "BaseException | None") -> "LpaaeError | None":
+  """The LpaaeError that `error` is, or was raised from or while handling, if any: the
+  innermost one carries the original message (ml_collections and absl re-raise a config
+  file's errors as theirs; a failing clean-up raises while ours propagates)."""
+  seen = set()
+  found = None
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, LpaaeError):
+      found = error
+    error = error.__cause__ or error.__context__
+  return found

@@ -16,7 +16,7 @@ deterministic and resumable in O(1) from any step:
     permutation of [0, N) seeded by (seed, e). The permutation is never materialised:
     `tf.random.experimental.index_shuffle` maps each position to its example in O(1).
   * Each epoch is therefore a full, fresh shuffle (a perfect shuffle, unlike a shuffle
-    buffer): `config.shuffle_buffer_size` is ignored.
+    buffer; hence no buffer size to configure).
   * The global batch does not depend on the process count: process p of P takes rows
     [p * B / P, (p + 1) * B / P) of it, so a run resumed on another topology (or with
     another number of hosts) still sees the same global batches.

@@ -356,9 +356,9 @@ def cpu_fast_paths(fast_paths: str) -> bool:
   3x3 convolutions, sub-pixel transposed convs, XLA's own convolutions and temporaries in heaps (`compiler_options`),
   unrolled fused iterations, a cheap compile of the initialisation, small InceptionV3
   batches (`evaluate.inception_batch_size`) and glibc keeping freed memory in training
-  processes (`cpu_malloc`), each measured faster on XLA:CPU (experiments/README.md);
-  "xla": plain Flax layers and XLA's defaults; "auto": "cpu" on the CPU backend, "xla" on
-  GPUs and TPUs."""
+  processes (`cpu_malloc`), each measured faster on XLA:CPU
+  (experiments/benchmark/NOTEBOOK.md); "xla": plain Flax layers and XLA's defaults;
+  "auto": "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
   if fast_paths == "auto":
     return jax.default_backend() == "cpu"
   return fast_paths == "cpu"
@@ -371,7 +371,8 @@ def cpu_fast_paths(fast_paths: str) -> bool:
 # fast as Eigen's conv alone) and reductions (the bias and BatchNorm gradients, which XLA
 # emits as slow reduce-windows); every other convolution is XLA's own. Train iterations
 # 17% faster than XLA's defaults at width 64, 8% at 16, 1% at 8 without the reductions,
-# which then took off 6%, 5% and 3% more; InceptionV3 1.2-1.5x (experiments/README.md).
+# which then took off 6%, 5% and 3% more; InceptionV3 1.2-1.5x
+# (experiments/benchmark/NOTEBOOK.md).
 CPU_COMPILER_OPTIONS = (
     ("xla_cpu_experimental_ynn_fusion_type",
      "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"

@@ -45,9 +45,11 @@ class WorkdirError(errors.LpaaeError, OSError):
   """The workdir cannot be created or written."""
 
 
-def check_workdir_writable(workdir: str) -> None:
-  """Fails at start, not hours later inside Orbax, when the workdir cannot be written."""
+def check_workdir_writable(workdir: str) -> bool:
+  """Fails at start, not hours later inside Orbax, when the workdir cannot be written;
+  whether it created the workdir."""
   file_utils.check_local_workdir(workdir)
+  created = not os.path.exists(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
     # One probe per process: hosts sharing the workdir must not remove each other's.
@@ -58,6 +60,7 @@ def check_workdir_writable(workdir: str) -> None:
   except OSError as error:
     raise WorkdirError(f"--workdir={workdir} is not writable ({error.strerror or error}): "
                        "choose a directory you can write to with free space.") from None
+  return created
 
 
 def create_mesh_shardings(config: ml_collections.ConfigDict):
@@ -261,8 +264,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
   checkpoint) and returns the final states."""
   # --- Checks, before anything is compiled or written.
   config_validation.validate_config(config)
-  check_workdir_writable(workdir)
-  input_pipeline.check_dataset_available(config)
+  created = check_workdir_writable(workdir)
+  try:
+    input_pipeline.check_dataset_available(config)
+  except Exception:
+    if created and not os.listdir(workdir):
+      os.rmdir(workdir)  # a failed start leaves no empty workdir behind
+    raise
   state_sharding, batch_sharding = create_mesh_shardings(config)
   if models.cpu_fast_paths(config.fast_paths):
     cpu_malloc.keep_freed_memory()  # freed step memory serves the next step (cpu_malloc.py)
@@ -295,67 +303,71 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
   pending: list[dict[str, jax.Array]] = []
   pending_start, interval_start = start_step, time.perf_counter()
   step = start_step
-  logging.info("Training from step %d to %d.", start_step, config.num_train_steps)
-  try:
-    with _TerminationRequest() as termination:
-      while step < config.num_train_steps:
-        num_steps = chunk_length(step, config)
-        local_batches = next_batches(train_iter, num_steps, config, step)
-        with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          if num_steps == 1:
-            batch = jax.make_array_from_process_local_data(batch_sharding, local_batches[0])
-            aae_key, prior_key = train_steps.iteration_keys(train_key, step)
-            states, aae_metrics = steps.aae_phase(states, batch, aae_key)
-            states, prior_metrics = steps.prior_phase(states, batch, prior_key)
-            metrics = {**aae_metrics, **prior_metrics}
-          else:
-            batches = jax.make_array_from_process_local_data(
-                train_steps.stacked_sharding(batch_sharding), stack_batches(local_batches))
-            states, metrics = steps.iterations(states, batches, train_key, step)
-        pending.append(metrics)
-        done = step + num_steps
-        for hook in hooks:  # clu's periodic actions expect a call per step
-          for hook_step in range(step + 1, done + 1):
-            hook(hook_step)
-        step = done
-
-        # --- Logs, image summaries and checkpoints at their intervals.
-        last = done == config.num_train_steps
-        stop = termination.stop_after(done)
-        save_now = last or stop or done % config.checkpoint_every_steps == 0
-        if save_now or done % config.log_every_steps == 0:
-          stacked = stack_to_host(pending)
-          if config.on_nonfinite == "stop":
-            check_finite(stacked, pending_start)
-          summary = summarize(stacked)
-          elapsed = time.perf_counter() - interval_start
-          summary["images_per_sec"] = (done - pending_start) * config.batch_size / elapsed
-          writer.write_scalars(done, summary)
-          pending, pending_start, interval_start = [], done, time.perf_counter()
-        if last or done % config.eval_every_steps == 0:
-          write_image_summaries(writer, done, states, grid_key, eval_images, config,
-                                recalibration_batches)
-        if save_now:
-          if not _all_finite(states):  # never let a NaN parameter become the latest checkpoint
-            raise NonFiniteLossError(f"Non-finite parameters after step {done}; the latest "
-                                     "checkpoint holds the last good states.")
-          checkpointing.save(manager, done, states, config)
-        if stop:
-          logging.info("Stopping at step %d after SIGTERM.", done)
-          break
-  finally:
-    # Lets an in-flight asynchronous save finish (also when a NaN or an error stops us), and
-    # closes the manager even when that save failed: its threads must not outlive the run.
+  logging.info("Training from step %d to %d; the first call compiles the steps first (up to "
+               "minutes on an accelerator, nothing is logged meanwhile).", start_step,
+               config.num_train_steps)
+  # A full disk ends the run with one line saying what the rerun resumes from.
+  with checkpointing.reporting_full_disk(workdir, "the summaries or evaluation files"):
     try:
-      checkpointing.wait_until_saved(manager)
-    finally:
-      manager.close()
-      writer.flush()
+      with _TerminationRequest() as termination:
+        while step < config.num_train_steps:
+          num_steps = chunk_length(step, config)
+          local_batches = next_batches(train_iter, num_steps, config, step)
+          with jax.profiler.StepTraceAnnotation("train", step_num=step):
+            if num_steps == 1:
+              batch = jax.make_array_from_process_local_data(batch_sharding, local_batches[0])
+              aae_key, prior_key = train_steps.iteration_keys(train_key, step)
+              states, aae_metrics = steps.aae_phase(states, batch, aae_key)
+              states, prior_metrics = steps.prior_phase(states, batch, prior_key)
+              metrics = {**aae_metrics, **prior_metrics}
+            else:
+              batches = jax.make_array_from_process_local_data(
+                  train_steps.stacked_sharding(batch_sharding), stack_batches(local_batches))
+              states, metrics = steps.iterations(states, batches, train_key, step)
+          pending.append(metrics)
+          done = step + num_steps
+          for hook in hooks:  # clu's periodic actions expect a call per step
+            for hook_step in range(step + 1, done + 1):
+              hook(hook_step)
+          step = done
 
-  # --- The full evaluation, if asked for.
-  trained = start_step < config.num_train_steps and not termination.requested
-  if config.eval.full_eval_at_end and trained:
-    evaluate.evaluate_run(config, states, workdir, config.num_train_steps, writer=writer)
+          # --- Logs, image summaries and checkpoints at their intervals.
+          last = done == config.num_train_steps
+          stop = termination.stop_after(done)
+          save_now = last or stop or done % config.checkpoint_every_steps == 0
+          if save_now or done % config.log_every_steps == 0:
+            stacked = stack_to_host(pending)
+            if config.on_nonfinite == "stop":
+              check_finite(stacked, pending_start)
+            summary = summarize(stacked)
+            elapsed = time.perf_counter() - interval_start
+            summary["images_per_sec"] = (done - pending_start) * config.batch_size / elapsed
+            writer.write_scalars(done, summary)
+            pending, pending_start, interval_start = [], done, time.perf_counter()
+          if last or done % config.eval_every_steps == 0:
+            write_image_summaries(writer, done, states, grid_key, eval_images, config,
+                                  recalibration_batches)
+          if save_now:
+            if not _all_finite(states):  # never let a NaN parameter become the latest checkpoint
+              raise NonFiniteLossError(f"Non-finite parameters after step {done}; the latest "
+                                       "checkpoint holds the last good states.")
+            checkpointing.save(manager, done, states, config)
+          if stop:
+            logging.info("Stopping at step %d after SIGTERM.", done)
+            break
+    finally:
+      # Lets an in-flight asynchronous save finish (also when a NaN or an error stops us), and
+      # closes the manager even when that save failed: its threads must not outlive the run.
+      try:
+        checkpointing.wait_until_saved(manager)
+      finally:
+        manager.close()
+        writer.flush()
+
+    # --- The full evaluation, if asked for.
+    trained = start_step < config.num_train_steps and not termination.requested
+    if config.eval.full_eval_at_end and trained:
+      evaluate.evaluate_run(config, states, workdir, config.num_train_steps, writer=writer)
   return states
 
 

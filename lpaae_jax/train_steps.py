@@ -577,7 +577,7 @@ def _run_model_iterations(aae_step, prior_step, states, batches, train_key, firs
   check_stacked_batches(batches)
   # With the CPU fast paths, fused iterations are unrolled: XLA:CPU leaves the
   # weight-gradient convolutions of a while-loop body in non-canonical layouts and emits
-  # them as plain loops (experiments/README.md: a rolled scan ran 12x slower per
+  # them as plain loops (experiments/benchmark/NOTEBOOK.md: a rolled scan ran 12x slower per
   # iteration). GPUs and TPUs keep the rolled loop, whose compile time does not grow with k.
   return run_iterations(aae_step, prior_step, states, batches, train_key, first_step,
                         unroll=states.spec.cpu_fast_paths)

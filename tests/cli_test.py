@@ -33,7 +33,7 @@ TEST_CONFIG = str(ROOT / "configs" / "test.py")
 # What tfds's downloader spends retrying without a network (10 retries with backoff) is
 # 3.5 minutes; a failure in seconds plus the imports stays far below.
 NO_NETWORK_LIMIT_S = 90
-_our_error = cli._our_error  # pylint: disable=protected-access
+_our_error = errors.innermost
 _unloadable_config_file = cli._unloadable_config_file  # pylint: disable=protected-access
 
 
@@ -95,6 +95,7 @@ def test_train_without_network_fails_in_seconds_with_the_download_message(tmp_pa
   _assert_one_line_error(result, "Could not download dataset 'mnist'", str(data_dir),
                          "ConnectionError", f"tfds build mnist --data_dir={data_dir}")
   assert seconds < NO_NETWORK_LIMIT_S
+  assert not (tmp_path / "run").exists()  # the failed start leaves no empty workdir
 
 
 def test_a_cloud_workdir_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
@@ -170,6 +171,7 @@ def test_verbose_keeps_the_traceback(tmp_path):
     (checkpointing.NoUsableCheckpointError, RuntimeError),
     (checkpointing.NoCheckpointError, FileNotFoundError),
     (checkpointing.CheckpointSaveError, OSError),
+    (checkpointing.DiskFullError, OSError),
     (provenance.StoredConfigError, FileNotFoundError),
     (file_utils.UnsupportedPathError, ValueError),
     (judge.JudgeUnavailableError, RuntimeError),
@@ -223,8 +225,14 @@ def test_log_filter_keeps_ours_and_clus_lines_and_the_libraries_warnings(monkeyp
   except ValueError:
     failure = _record(orbax, logging.ERROR, sys.exc_info())
   assert keep(failure) and failure.exc_info is None  # the line without its traceback
+  try:
+    raise ValueError("No space left on device")
+  except ValueError:
+    writer_failure = _record(clus, logging.ERROR, sys.exc_info())  # its summary writer's
+  assert keep(writer_failure) and writer_failure.exc_info is None
   monkeypatch.setattr(cli.LibraryLogFilter, "after_error", True)
-  assert not keep(_record(orbax, logging.ERROR)) and keep(_record(ours, logging.INFO))
+  # After the error line nothing more, ours included (the summary writer's last scalars).
+  assert not keep(_record(orbax, logging.ERROR)) and not keep(_record(ours, logging.INFO))
 
 
 # ----------------------------------------------------------------- a full disk on saving
@@ -255,39 +263,86 @@ def test_out_of_space_is_recognised(error, full):
 class _FullDiskManager:
   """The parts of an Orbax CheckpointManager `save` uses; its save finds the disk full."""
 
-  directory = "/w/checkpoints"
-
-  def __init__(self, error, latest_step):
-    self._error, self._latest_step, self.reloaded = error, latest_step, False
+  def __init__(self, error, directory):
+    self._error, self.directory = error, directory
 
   def save(self, step, args):
     del step, args
     raise self._error
 
-  def reload(self):
-    self.reloaded = True
 
-  def latest_step(self):
-    return self._latest_step
-
-
-@pytest.mark.parametrize("latest_step, kept", [
-    (5, "the newest complete checkpoint, /w/checkpoints/5 (step 5), is intact"),
-    (None, "no checkpoint is complete yet")])
+@pytest.mark.parametrize("committed, kept", [
+    (["5", "10.orbax-checkpoint-tmp"], "the newest complete checkpoint, {}/5 (step 5), is intact"),
+    ([], "no checkpoint is complete yet")])
 def test_full_disk_on_saving_names_the_directory_and_the_newest_checkpoint(
-    latest_step, kept, monkeypatch):
+    committed, kept, monkeypatch, tmp_path):
   monkeypatch.setattr(checkpointing, "run_metadata", lambda config, step: {})
-  manager = _FullDiskManager(ValueError(_TENSORSTORE_ENOSPC), latest_step)
+  directory = tmp_path / "checkpoints"
+  for name in committed:  # a committed step, and the save that failed half-way
+    (directory / name).mkdir(parents=True)
+  manager = _FullDiskManager(ValueError(_TENSORSTORE_ENOSPC), str(directory))
   with pytest.raises(checkpointing.CheckpointSaveError) as excinfo:
     checkpointing.save(manager, 10, states={}, config=None)
   message = str(excinfo.value)
-  assert "\n" not in message and manager.reloaded
-  assert message.startswith("No space left on the device of /w/checkpoints")
-  assert kept in message and "rerun the same command" in message
+  assert "\n" not in message
+  assert message.startswith(f"No space left on the device of {directory} while writing a "
+                            "checkpoint")
+  assert kept.format(directory) in message and "rerun the same command" in message
   assert isinstance(excinfo.value, OSError)
+
+
+def test_a_full_disk_anywhere_in_the_run_is_one_error_and_ours_pass_through(tmp_path):
+  # E.g. clu's asynchronous summary writer: its AsyncError comes from TensorFlow's ENOSPC.
+  with pytest.raises(checkpointing.DiskFullError, match="while writing the summaries: no "):
+    with checkpointing.reporting_full_disk(str(tmp_path), "the summaries"):
+      raise RuntimeError("Error in producer thread for AsyncWriter") from OSError(
+          errno.ENOSPC, os.strerror(errno.ENOSPC))
+  ours = checkpointing.CheckpointSaveError("No space left ... while writing a checkpoint")
+  with pytest.raises(RuntimeError) as excinfo:  # a clean-up failing while ours propagates
+    with checkpointing.reporting_full_disk(str(tmp_path), "the summaries"):
+      try:
+        raise ours
+      finally:
+        raise RuntimeError("No space left on device")
+  assert errors.innermost(excinfo.value) is ours  # what the commands then show
+
+
+_FULL_DISK_COMMAND = """
+import sys, threading, time
+from absl import logging
+from lpaae_jax import checkpointing, cli
+
+class ClosedLoopCallback:  # as tensorstore's into Orbax's closed loop: an unraisable error
+  def __del__(self):
+    raise RuntimeError("Event loop is closed")
+
+def main(argv):
+  ClosedLoopCallback()
+  def background_writer():  # e.g. clu's summary writer, failing again a moment later
+    time.sleep(1)
+    logging.error("Error in producer thread for AsyncWriter")
+    print("Traceback (most recent call last): ...", file=sys.stderr, flush=True)
+  threading.Thread(target=background_writer).start()
+  try:
+    raise checkpointing.CheckpointSaveError("No space left on the device of /w/checkpoints")
+  finally:
+    raise RuntimeError("AsyncWriter: No space left on device")  # a clean-up failing too
+
+cli.run(main)
+"""
+
+
+def test_a_full_disk_ends_the_command_with_our_line_and_nothing_else(tmp_path):
+  result = subprocess.run([sys.executable, "-c", _FULL_DISK_COMMAND], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip() == "error: No space left on the device of /w/checkpoints"
+  assert "Traceback" not in result.stderr
 
 
 def test_other_save_failures_keep_their_own_error(monkeypatch):
   monkeypatch.setattr(checkpointing, "run_metadata", lambda config, step: {})
   with pytest.raises(ValueError, match="INVALID_ARGUMENT"):
-    checkpointing.save(_FullDiskManager(ValueError("INVALID_ARGUMENT: x"), 5), 10, {}, None)
+    checkpointing.save(_FullDiskManager(ValueError("INVALID_ARGUMENT: x"), "/w/checkpoints"),
+                       10, {}, None)

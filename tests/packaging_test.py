@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -134,8 +135,13 @@ def _readme_api_example() -> str:
 
 def test_a_built_wheel_ships_the_configs_and_runs_the_readme_api_example(tmp_path):
   # As an installed user: the wheel's files alone, from a directory with no checkout in it.
+  source = tmp_path / "source"  # a copy: setuptools writes build/ beside the sources
+  shutil.copytree(ROOT / "lpaae_jax", source / "lpaae_jax",
+                  ignore=shutil.ignore_patterns("__pycache__"))
+  for name in ("pyproject.toml", "README.md", "LICENSE"):
+    shutil.copyfile(ROOT / name, source / name)
   subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                  "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True, cwd=tmp_path,
+                  "-q", "-w", str(tmp_path / "dist"), str(source)], check=True, cwd=tmp_path,
                  capture_output=True, timeout=300)
   (wheel,) = (tmp_path / "dist").glob("lpaae_jax-*.whl")
   site = tmp_path / "site"

@@ -7,7 +7,7 @@
 #          > experiments/benchmark/malloc_ab_cpu.txt
 # Needs tcmalloc (Debian/Ubuntu: apt install libtcmalloc-minimal4; TCMALLOC= its path).
 # XLA:CPU maps and unmaps each execution's temp buffer and Eigen's contraction blocks
-# through malloc every call (experiments/README.md, "the allocator").
+# through malloc every call (experiments/benchmark/NOTEBOOK.md, "the allocator").
 # The benchmark now tells glibc to keep freed memory (cpu_malloc.py) with the CPU fast
 # paths, so ours' glibc rows run with those settings; malloc_thresholds_ab.sh compares them.
 set -euo pipefail

@@ -1,4 +1,4 @@
-r"""Learned vs. fixed prior on real MNIST, on a 2-core CPU: the study of experiments/README.md.
+r"""Learned vs. fixed prior on real MNIST, on a 2-core CPU: experiments/mnist_cpu_study/README.md.
 
   LPAAE_DATA_DIR=../shared/tfds python -m experiments.mnist_cpu_study.run \
       --workdir=runs/mnist_cpu_study --results=experiments/mnist_cpu_study/results

@@ -21,7 +21,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.download = True
   config.train_split = "train"
   config.eval_split = "test"
-  config.shuffle_buffer_size = 10_000
   config.random_flip = False            # ours: mirror each training image with probability 1/2
 
   config.model = ml_collections.ConfigDict()

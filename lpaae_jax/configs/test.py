@@ -18,7 +18,6 @@ def get_config(variant=None):
   config.model.code_disc_hidden = (32, 32, 16)
   config.batch_size = 16
   config.num_train_steps = 20
-  config.shuffle_buffer_size = 256
   config.log_every_steps = 5
   config.eval_every_steps = 10
   config.checkpoint_every_steps = 10
