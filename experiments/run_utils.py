@@ -18,6 +18,7 @@ import ml_collections
 
 from lpaae_jax.configs import default
 from lpaae_jax import checkpointing
+from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 from lpaae_jax import provenance
@@ -79,6 +80,12 @@ PATH_FIELDS = frozenset({"data_dir", "eval.inception_weights", "eval.judge_path"
 EXECUTION_FIELDS = frozenset({"steps_per_jit"})
 
 
+def _value(tree: dict, field: str):
+  for part in field.split("."):
+    tree = tree.get(part) if isinstance(tree, dict) else None
+  return tree
+
+
 def _added_since(made_by: dict, config: ml_collections.ConfigDict, field: str) -> bool:
   """Whether `field` is one the code that made the record did not have yet, left at
   configs/default.py's value: a new field's default keeps the model as it was."""
@@ -98,15 +105,18 @@ def _added_since(made_by: dict, config: ml_collections.ConfigDict, field: str) -
 def recorded_run(record: Optional[dict], config: ml_collections.ConfigDict
                  ) -> Optional[dict[str, Any]]:
   """`record` (a committed results.json's entry of one run) if it holds the evaluation of
-  what `config` trains: at its last step, with the same config up to paths and to fields
-  added since at their defaults, at any steps_per_jit. None otherwise."""
+  what `config` trains: at its last step, with the same config up to paths, to fields
+  added since at their defaults and fields retired since at their neutral values, at any
+  steps_per_jit. None otherwise."""
   metrics = (record or {}).get("metrics", {})
   made_by = metrics.get("provenance", {}).get("config")
   if made_by is None or metrics.get("step") != config.num_train_steps:
     return None
   differences = (set(provenance.recorded_differences(made_by, config)) - PATH_FIELDS
                  - EXECUTION_FIELDS)
-  return record if all(_added_since(made_by, config, field) for field in differences) else None
+  unchanged = (lambda field: _added_since(made_by, config, field)
+               or config_validation.retired_without_effect(field, _value(made_by, field)))
+  return record if all(map(unchanged, differences)) else None
 
 
 def run_once(config: ml_collections.ConfigDict, workdir: str, *,

@@ -4,6 +4,7 @@ Every error is one line naming the field, the bad value and what is allowed.
 """
 
 import math
+from typing import Any, NamedTuple
 
 import ml_collections
 
@@ -30,6 +31,36 @@ NETWORKS = ("encoder", "decoder", "image_discriminator", "code_discriminator",
 
 class ConfigError(errors.LpaaeError, ValueError):
   """A config field holds a value the library cannot run with."""
+
+
+class RetiredField(NamedTuple):
+  neutral: Any      # the value under which a run trained what this code trains; ANY: unread
+  last_commit: str  # the last commit whose code has the field
+
+
+ANY = "<any value: no code read it>"
+# Fields removed from the configs. A stored config holding the neutral value loads and its
+# results record stands (experiments/run_utils.py); any other value is an error naming the
+# commit to check out for it.
+RETIRED_FIELDS = {"shuffle_buffer_size": RetiredField(ANY, "6a136f6")}
+
+
+def retired_without_effect(field: str, value) -> bool:
+  """Whether `field` is retired and `value` trains what this code trains."""
+  retired = RETIRED_FIELDS.get(field)
+  return retired is not None and retired.neutral in (ANY, value)
+
+
+def _check_retired_fields(config) -> None:
+  for field, retired in RETIRED_FIELDS.items():
+    node = config
+    for part in field.split("."):
+      node = node.get(part) if hasattr(node, "get") else None
+    if node is not None and not retired_without_effect(field, node):
+      raise ConfigError(
+          f"config.{field}={node!r} sets a retired field: this code trains as with "
+          f"{retired.neutral!r}. Remove the field, or check out commit {retired.last_commit} "
+          "to run this config.")
 
 
 def _require(ok: bool, field: str, value, allowed: str) -> None:
@@ -149,6 +180,7 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Checks every field a training run uses; raises ConfigError on the first bad one."""
+  _check_retired_fields(config)
   validate_model_config(config)
   for field in ("num_train_steps", "log_every_steps", "eval_every_steps",
                 "checkpoint_every_steps", "max_to_keep", "num_grid_rows",

@@ -157,6 +157,14 @@ def test_paper_table_keeps_runs_its_results_record_when_the_workdir_is_gone(
   with_codes = config.copy_and_resolve_references()
   with_codes.model.num_continuous_codes = 1
   assert paper_table.recorded_runs(with_codes, str(results)) == {}
+  # Records made while a since-retired field existed match at its neutral value only.
+  monkeypatch.setitem(config_validation.RETIRED_FIELDS, "model.widget",
+                      config_validation.RetiredField(0, "abc1234"))
+  for value, matches in ((0, True), (3, False)):
+    for run in record["runs"].values():
+      run["metrics"]["provenance"]["config"]["model"]["widget"] = value
+    (results / "results.json").write_text(json.dumps(record))
+    assert bool(paper_table.recorded_runs(config, str(results))) == matches
 
 
 def test_interrupted_run_stops_the_table_cleanly(paper_table_run, monkeypatch, tmp_path):

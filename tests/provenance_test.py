@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from lpaae_jax import checkpointing
+from lpaae_jax import config_validation
 from lpaae_jax import provenance
 from tests.helpers import tiny_config
 
@@ -171,3 +172,21 @@ def test_the_benchmark_takes_a_workdirs_stored_config(tmp_path):
   assert benchmark.resolve_config(given, str(tmp_path)) is given  # --config wins
   with pytest.raises(config_validation.ConfigError, match="--config=.*--workdir="):
     benchmark.resolve_config(None, None)
+
+
+def test_a_retired_field_loads_at_its_neutral_value_and_names_its_commit_otherwise(
+    monkeypatch):
+  config = tiny_config()
+  with config.unlocked():
+    config.shuffle_buffer_size = 10_000  # stored by runs before it was retired; never read
+  config_validation.validate_config(config)
+  monkeypatch.setitem(config_validation.RETIRED_FIELDS, "loss.widget_weight",
+                      config_validation.RetiredField(0.0, "abc1234"))
+  with config.unlocked():
+    config.loss.widget_weight = 0.0
+  config_validation.validate_config(config)
+  config.loss.widget_weight = 0.5
+  with pytest.raises(config_validation.ConfigError,
+                     match=r"^config.loss.widget_weight=0.5 sets a retired field: this code "
+                           r"trains as with 0.0\. .*check out commit abc1234"):
+    config_validation.validate_config(config)
