@@ -66,36 +66,20 @@ def sample_prior_inputs(spec: ModelSpec, key, batch_size: int,
   return noise, s
 
 
-def code_generator_step(states: States):
-  """The code generator's update count (0 for the fixed prior): the clock of its s scale."""
-  return 0 if states.code_generator is None else states.code_generator.step
-
-
-def code_generator_s_scale(spec: ModelSpec, step):
-  """The one-hot's scale in the code generator's input after `step` CG updates:
-  model.code_generator_s_scale, decayed linearly to 1 over
-  model.code_generator_s_scale_decay_steps (0: constant)."""
-  if not spec.code_generator_s_scale_decay_steps:
-    return spec.code_generator_s_scale
-  remaining = jnp.clip(1.0 - step / spec.code_generator_s_scale_decay_steps, 0.0, 1.0)
-  return 1.0 + (spec.code_generator_s_scale - 1.0) * remaining
-
-
-def prior_input_vector(spec: ModelSpec, noise, s, step):
+def prior_input_vector(spec: ModelSpec, noise, s):
   """[z; one-hot s] for a conditional setting, else z. The code generator's input scales
-  the one-hot by code_generator_s_scale(spec, step), `step` the CG's update count; the fixed
-  prior's code is [z'; one-hot s]."""
+  the one-hot by model.code_generator_s_scale; the fixed prior's code is [z'; one-hot s]."""
   if s is None:
     return noise
   one_hot = jax.nn.one_hot(s, spec.num_classes, dtype=noise.dtype)
   if spec.learned_prior:
-    one_hot = one_hot * jnp.asarray(code_generator_s_scale(spec, step), noise.dtype)
+    one_hot = one_hot * jnp.asarray(spec.code_generator_s_scale, noise.dtype)
   return jnp.concatenate([noise, one_hot], -1)
 
 
 def prior_codes_eval(states: States, noise, s):
   """z_c in inference mode: CG([z; s]) for the learned prior, [z'; s] for the fixed one."""
-  inputs = prior_input_vector(states.spec, noise, s, code_generator_step(states))
+  inputs = prior_input_vector(states.spec, noise, s)
   if states.code_generator is None:
     return inputs
   return apply_eval(states.code_generator, inputs)

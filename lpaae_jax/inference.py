@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpaae_jax.forward import (apply_eval, code_generator_step, prior_codes_eval,
-                               prior_input_vector, sample_prior_inputs)
+from lpaae_jax.forward import (apply_eval, prior_codes_eval, prior_input_vector,
+                               sample_prior_inputs)
 from lpaae_jax.states import States
 
 
@@ -107,7 +107,7 @@ def _inference_networks_statistics(states: States, batch: dict[str, Any], key,
   images = batch["image"].astype(jnp.float32)
   codes, encoder_stats = _batch_statistics(exact.encoder(), states.encoder, images)
   noise, s = sample_prior_inputs(spec, key, images.shape[0], batch.get("label"))
-  prior_codes = prior_input_vector(spec, noise, s, code_generator_step(states))
+  prior_codes = prior_input_vector(spec, noise, s)
   stats = {"encoder": encoder_stats}
   if states.code_generator is not None:
     prior_codes, stats["code_generator"] = _batch_statistics(

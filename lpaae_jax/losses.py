@@ -47,18 +47,6 @@ def pixel_reconstruction_loss(images, reconstructions):
   return jnp.mean(jnp.square(reconstructions.astype(jnp.float32) - images.astype(jnp.float32)))
 
 
-def cluster_loss(q_logits):
-  """Minus the mutual information between real images and Q's class, over a batch:
-  E_x[H(Q(x))] - H(E_x[Q(x)]), as in RIM (Krause et al.) and CatGAN (Springenberg). Low when
-  Q is confident on each image and uses every class equally often; minimum -log(K)."""
-  probabilities = jax.nn.softmax(q_logits.astype(jnp.float32), axis=-1)
-  log_probabilities = jax.nn.log_softmax(q_logits.astype(jnp.float32), axis=-1)
-  conditional_entropy = -jnp.mean(jnp.sum(probabilities * log_probabilities, axis=-1))
-  marginal = jnp.mean(probabilities, axis=0)
-  marginal_entropy = -jnp.sum(marginal * jnp.log(marginal + 1e-12))
-  return conditional_entropy - marginal_entropy
-
-
 def info_loss(q_logits, s_labels):
   """InfoGAN categorical term: cross-entropy of Q(x) against the code s (integer labels).
 
@@ -66,13 +54,6 @@ def info_loss(q_logits, s_labels):
   """
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
       q_logits.astype(jnp.float32), s_labels))
-
-
-def continuous_info_loss(predicted_means, codes):
-  """InfoGAN continuous term: minus the log-likelihood of the codes under unit-variance
-  Gaussians at Q's predicted means (constant dropped), summed over codes, batch mean."""
-  return 0.5 * jnp.mean(jnp.sum(jnp.square(
-      predicted_means.astype(jnp.float32) - codes.astype(jnp.float32)), axis=-1))
 
 
 def mean_probability(logits):

@@ -285,8 +285,7 @@ class CodeGenerator(nn.Module):
 class ImageDiscriminator(nn.Module):
   """D_I with the InfoGAN Q head.
 
-  Returns (real/fake logit (B,), Q's outputs (B, num_classes + num_continuous_codes): the
-  logits of s, then the predicted means of the continuous codes, features): `features` holds
+  Returns (real/fake logit (B,), Q's logits of s (B, num_classes), features): `features` holds
   the output of each of the three conv layers, (B, 16, 16, w), (B, 8, 8, 2w) and the
   feature layer F of DESIGN §1, (B, 4, 4, 4w), for the learned similarity metric
   (`loss.feature_layers` chooses which of them the reconstruction loss compares).
@@ -297,7 +296,6 @@ class ImageDiscriminator(nn.Module):
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
   cpu_fast_paths: bool = False
-  num_continuous_codes: int = 0
   # ours (SPEC §1): "batch", the table's BatchNorm after conv layers 2 and 3, each batch
   # normalised by its own statistics; "none"; "spectral": every layer's weights divided by
   # their spectral norm (Miyato et al. 2018; power-iteration state in batch_stats).
@@ -327,7 +325,7 @@ class ImageDiscriminator(nn.Module):
     h = layer3.reshape(layer3.shape[0], -1)
     h = nn.leaky_relu(layer(dense(self.hidden), h), LEAKY_SLOPE)
     logit = layer(dense(1, "D"), h)[:, 0]
-    q_outputs = layer(dense(self.num_classes + self.num_continuous_codes, "Q"), h)
+    q_outputs = layer(dense(self.num_classes, "Q"), h)
     features = tuple(f.astype(jnp.float32) for f in (layer1, layer2, layer3))
     return logit.astype(jnp.float32), q_outputs.astype(jnp.float32), features
 
@@ -440,9 +438,7 @@ class ModelSpec:
   code_disc_hidden: tuple[int, ...] = (1000, 500, 200)
   bn_momentum: float = 0.9
   label_tie: str = "none"
-  num_continuous_codes: int = 0  # the first noise dimensions, also recovered by Q
   code_generator_s_scale: float = 1.0  # the one-hot s in the code generator's input
-  code_generator_s_scale_decay_steps: int = 0  # decays that scale linearly to 1 (0: constant)
   compute_dtype: str = "float32"
   # XLA:CPU formulations of the same functions (config.fast_paths; see cpu_fast_paths).
   cpu_fast_paths: bool = False
@@ -465,10 +461,7 @@ class ModelSpec:
                bn_momentum=model.bn_momentum,
                # The tie only exists in the supervised setting (the others have no labels).
                label_tie=model.label_tie if model.condition == "supervised" else "none",
-               num_continuous_codes=model.get("num_continuous_codes", 0),
                code_generator_s_scale=float(model.get("code_generator_s_scale", 1.0)),
-               code_generator_s_scale_decay_steps=model.get(
-                   "code_generator_s_scale_decay_steps", 0),
                compute_dtype=config.compute_dtype,
                cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")),
                # Configs from before the fields: the paper's table.
@@ -536,8 +529,7 @@ class ModelSpec:
   def image_discriminator(self) -> ImageDiscriminator:
     return ImageDiscriminator(self.image_disc_width or self.width, self.num_classes,
                               self.disc_hidden, self.bn_momentum, self.dtype,
-                              self.cpu_fast_paths, self.num_continuous_codes,
-                              self.image_disc_norm)
+                              self.cpu_fast_paths, self.image_disc_norm)
 
   @functools.cache
   def code_discriminator(self) -> CodeDiscriminator:

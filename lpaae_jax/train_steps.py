@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from lpaae_jax import augment, losses, models
 from lpaae_jax.forward import (apply_fixed, apply_train, code_discriminator_inputs,
-                               code_generator_step, prior_input_vector, sample_prior_inputs)
+                               prior_input_vector, sample_prior_inputs)
 from lpaae_jax.models import ModelSpec
 from lpaae_jax.states import States, TrainState
 
@@ -43,19 +43,9 @@ class StepHyperparams:
   adv_noise_weight: float = 1.0    # CG and decoder: D_I(dec(z_c)) towards "real"
   adv_rec_weight: float = 1.0      # decoder: D_I(dec(enc(x))) towards "real"
   info_weight: float = 1.0         # InfoGAN term (and Q on real images with the Q tie)
-  continuous_info_weight: float = 1.0  # the continuous codes' term, relative to info_weight
-  # Ours: the info terms weigh 0 before prior-phase update `info_start_step`, then rise
-  # linearly to info_weight over `info_ramp_steps` updates (both 0: info_weight throughout).
-  info_start_step: int = 0
-  info_ramp_steps: int = 0
   # Ours, beyond the paper: "affine" -> Q reads the codes from a randomly rotated, scaled and
   # shifted copy of x_noise, in both info terms (lpaae_jax/augment.py).
   info_augmentation: str = "none"
-  # Unsupervised only (ours, beyond the paper): Q clusters real images (cluster_loss).
-  real_cluster_weight: float = 0.0
-  # Learned prior only (ours, beyond the paper): the CG's codes towards the encoder's,
-  # judged by the fixed D_C in the prior phase.
-  code_generator_adv_weight: float = 0.0
   pixel_rec_weight: float = 0.0    # pixel MSE added to L_rec
   feature_layers: tuple[int, ...] = (3,)  # D_I conv layers (1-3) compared by L_rec
   gan_loss: str = "non_saturating"
@@ -71,13 +61,7 @@ class StepHyperparams:
                adv_noise_weight=float(loss.adv_noise_weight),
                adv_rec_weight=float(loss.adv_rec_weight),
                info_weight=float(loss.info_weight),
-               continuous_info_weight=float(loss.continuous_info_weight),
-               info_start_step=int(loss.info_start_step),
-               info_ramp_steps=int(loss.info_ramp_steps),
                info_augmentation=str(loss.info_augmentation),
-               real_cluster_weight=(float(loss.real_cluster_weight)
-                                    if config.model.condition == "unsupervised" else 0.0),
-               code_generator_adv_weight=float(loss.code_generator_adv_weight),
                pixel_rec_weight=float(loss.pixel_rec_weight),
                feature_layers=tuple(int(layer) for layer in loss.feature_layers),
                gan_loss=loss.gan_loss,
@@ -186,7 +170,7 @@ def aae_phase_step(states: States, batch: dict[str, Any], key, *,
 
   # 1. The fixed networks' outputs: the prior sample z_c (CG fixed: a constant here) and
   #    the reconstruction target F(x) of the fixed image discriminator.
-  prior_inputs = prior_input_vector(spec, noise, s, code_generator_step(states))
+  prior_inputs = prior_input_vector(spec, noise, s)
   prior_codes = (prior_inputs if states.code_generator is None
                  else fixed(states.code_generator, prior_inputs))
   prior_codes = jax.lax.stop_gradient(prior_codes)
@@ -242,14 +226,13 @@ def aae_phase_step(states: States, batch: dict[str, Any], key, *,
 class _Generated(NamedTuple):
   noise_images: jax.Array  # x_noise = dec(z_c)
   rec_images: jax.Array    # x_rec = dec(enc(x)), the encoder fixed
-  prior_codes: jax.Array   # z_c (CG's output; the fixed prior's sample)
 
 
 def _generate(generator_params, *, states: States, noise, s, codes):
   """x_noise and x_rec as a function of the decoder's (and CG's) parameters; aux: their
   updated batch statistics (the CG's None for the fixed prior)."""
   decoder, code_gen = states.decoder, states.code_generator
-  prior_inputs = prior_input_vector(states.spec, noise, s, code_generator_step(states))
+  prior_inputs = prior_input_vector(states.spec, noise, s)
   code_gen_stats = None
   if code_gen is None:
     prior_codes = prior_inputs
@@ -261,45 +244,12 @@ def _generate(generator_params, *, states: States, noise, s, codes):
                                             decoder_stats, prior_codes)
   rec_images, decoder_stats = apply_train(decoder, generator_params["decoder"], decoder_stats,
                                           codes)
-  return _Generated(noise_images, rec_images, prior_codes), (code_gen_stats, decoder_stats)
+  return _Generated(noise_images, rec_images), (code_gen_stats, decoder_stats)
 
 
-class _InfoTargets(NamedTuple):
-  """What Q recovers from x_noise: s (None for condition 'none') and the continuous codes,
-  the first model.num_continuous_codes noise dimensions (None when there are none)."""
-  s: Any
-  continuous: Any
-
-
-def _info_targets(spec: ModelSpec, noise, s) -> _InfoTargets:
-  continuous = noise[:, :spec.num_continuous_codes] if spec.num_continuous_codes else None
-  return _InfoTargets(s, continuous)
-
-
-def _q_logits(spec: ModelSpec, q_outputs):
-  """The logits of s among Q's outputs (the continuous codes' means follow them)."""
-  return q_outputs[:, :spec.num_classes]
-
-
-def _info_term(spec: ModelSpec, q_outputs, targets, hp: StepHyperparams):
-  """The InfoGAN terms of Q's outputs against `targets`: cross-entropy of s plus the
-  continuous codes' Gaussian term (times hp.continuous_info_weight); 0 where there are none."""
-  loss = jnp.zeros(())
-  if targets.s is not None:
-    loss = loss + losses.info_loss(_q_logits(spec, q_outputs), targets.s)
-  if targets.continuous is not None:
-    loss = loss + hp.continuous_info_weight * losses.continuous_info_loss(
-        q_outputs[:, spec.num_classes:], targets.continuous)
-  return loss
-
-
-def info_weight_at(hp: StepHyperparams, step):
-  """The info terms' weight at prior-phase update `step` (hp.info_start_step/ramp_steps)."""
-  if not (hp.info_start_step or hp.info_ramp_steps):
-    return hp.info_weight
-  if not hp.info_ramp_steps:
-    return jnp.where(step >= hp.info_start_step, hp.info_weight, 0.0)
-  return hp.info_weight * jnp.clip((step - hp.info_start_step) / hp.info_ramp_steps, 0.0, 1.0)
+def _info_term(q_logits, s):
+  """The InfoGAN term of Q's logits against s: its cross-entropy; 0 without s."""
+  return jnp.zeros(()) if s is None else losses.info_loss(q_logits, s)
 
 
 class _ImageDiscAux(NamedTuple):
@@ -307,7 +257,6 @@ class _ImageDiscAux(NamedTuple):
   gan_loss: jax.Array
   info_loss: jax.Array          # Q on generated images
   real_info_loss: jax.Array     # Q on real images (supervised, Q tie)
-  real_cluster_loss: jax.Array  # Q clustering real images (unsupervised, if weighted)
   real_logits: jax.Array
   noise_logits: jax.Array
   rec_logits: jax.Array
@@ -315,69 +264,49 @@ class _ImageDiscAux(NamedTuple):
   q_real_logits: jax.Array
 
 
-def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated,
-                     info_targets: _InfoTargets, real_targets, info_weight,
-                     hp: StepHyperparams, spec: ModelSpec, augment_key=None):
+def _image_disc_loss(params, image_disc: TrainState, images, generated: _Generated, s,
+                     real_targets, hp: StepHyperparams, augment_key=None):
   """D_I as a discriminator (real vs both kinds of generated images), plus Q recovering s
-  (and the continuous codes) from x_noise and, with the Q tie, the label from real images."""
+  from x_noise and, with the Q tie, the label from real images."""
   stats = image_disc.batch_stats
-  (real_logits, q_real_outputs, _), stats = apply_train(image_disc, params, stats, images)
-  (noise_logits, q_outputs, _), stats = apply_train(image_disc, params, stats,
-                                                    generated.noise_images)
+  (real_logits, q_real_logits, _), stats = apply_train(image_disc, params, stats, images)
+  (noise_logits, q_logits, _), stats = apply_train(image_disc, params, stats,
+                                                   generated.noise_images)
   (rec_logits, _, _), stats = apply_train(image_disc, params, stats, generated.rec_images)
   if augment_key is not None:  # Q on the augmented copy (its statistics updates dropped)
-    (_, q_outputs, _), _ = apply_train(image_disc, params, stats,
-                                       augment.random_affine(augment_key, generated.noise_images))
+    (_, q_logits, _), _ = apply_train(image_disc, params, stats,
+                                      augment.random_affine(augment_key, generated.noise_images))
   gan_loss = losses.discriminator_loss(real_logits, noise_logits, rec_logits)
-  info_loss = _info_term(spec, q_outputs, info_targets, hp)
-  real_info_loss = _info_term(spec, q_real_outputs, _InfoTargets(real_targets, None), hp)
-  loss = gan_loss + info_weight * (info_loss + real_info_loss)
-  q_logits, q_real_logits = _q_logits(spec, q_outputs), _q_logits(spec, q_real_outputs)
-  real_cluster_loss = jnp.zeros(())
-  if hp.real_cluster_weight:
-    real_cluster_loss = losses.cluster_loss(q_real_logits)
-    loss = loss + hp.real_cluster_weight * real_cluster_loss
-  return loss, _ImageDiscAux(stats, gan_loss, info_loss, real_info_loss, real_cluster_loss,
-                             real_logits, noise_logits, rec_logits, q_logits, q_real_logits)
+  info_loss = _info_term(q_logits, s)
+  real_info_loss = _info_term(q_real_logits, real_targets)
+  loss = gan_loss + hp.info_weight * (info_loss + real_info_loss)
+  return loss, _ImageDiscAux(stats, gan_loss, info_loss, real_info_loss, real_logits,
+                             noise_logits, rec_logits, q_logits, q_real_logits)
 
 
 class _GeneratorAux(NamedTuple):
   noise_loss: jax.Array
   rec_loss: jax.Array
   info_loss: jax.Array
-  code_adv_loss: jax.Array  # the CG against the fixed D_C (0 unless weighted)
 
 
-def _generator_loss(generated: _Generated, image_disc: TrainState, code_disc: TrainState,
-                    info_targets: _InfoTargets, info_weight, hp: StepHyperparams,
-                    spec: ModelSpec, augment_key=None):
+def _generator_loss(generated: _Generated, image_disc: TrainState, s, hp: StepHyperparams,
+                    augment_key=None):
   """The CG's and decoder's loss against D_I (batch statistics as in D_I's own pass; its
-  statistics updates are dropped), as a function of the generated images and z_c.
-
-  With code_generator_adv_weight the CG also fools the fixed D_C the other way: its codes
-  judged as the encoder's (D_C's "real" side is the prior), so the prior moves towards the
-  encoder's codes as the encoder moves towards the prior."""
-  (noise_logits, q_outputs, _), _ = apply_train(image_disc, image_disc.params,
-                                                image_disc.batch_stats, generated.noise_images)
+  statistics updates are dropped), as a function of the generated images."""
+  (noise_logits, q_logits, _), _ = apply_train(image_disc, image_disc.params,
+                                               image_disc.batch_stats, generated.noise_images)
   (rec_logits, _, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
                                       generated.rec_images)
   noise_loss = losses.generator_loss(noise_logits, hp.gan_loss)
   rec_loss = losses.generator_loss(rec_logits, hp.gan_loss)
   if augment_key is not None:  # the same copy as in D_I's loss (same key)
-    (_, q_outputs, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
-                                       augment.random_affine(augment_key, generated.noise_images))
-  info_loss = _info_term(spec, q_outputs, info_targets, hp)
+    (_, q_logits, _), _ = apply_train(image_disc, image_disc.params, image_disc.batch_stats,
+                                      augment.random_affine(augment_key, generated.noise_images))
+  info_loss = _info_term(q_logits, s)
   loss = (hp.adv_noise_weight * noise_loss + hp.adv_rec_weight * rec_loss
-          + info_weight * info_loss)
-  code_adv_loss = jnp.zeros(())
-  if hp.code_generator_adv_weight and spec.learned_prior:
-    code_logits = code_disc.apply_fn(
-        {"params": code_disc.params},
-        code_discriminator_inputs(spec, generated.prior_codes, info_targets.s))
-    # Negated logits: the CG's target is D_C's "encoder" side.
-    code_adv_loss = losses.generator_loss(-code_logits, hp.gan_loss)
-    loss = loss + hp.code_generator_adv_weight * code_adv_loss
-  return loss, _GeneratorAux(noise_loss, rec_loss, info_loss, code_adv_loss)
+          + hp.info_weight * info_loss)
+  return loss, _GeneratorAux(noise_loss, rec_loss, info_loss)
 
 
 def prior_phase_step(states: States, batch: dict[str, Any], key, *,
@@ -404,23 +333,19 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
       generator_params, has_aux=True)
 
   # 2. Update the image discriminator (+ Q).
-  info_targets = _info_targets(spec, noise, s)
   real_targets = labels if spec.q_on_real_images else None
-  info_weight = info_weight_at(hp, states.image_discriminator.step)
   # fold_in leaves the prior inputs' draws (from `key`) as they are without augmentation.
   augment_key = (jax.random.fold_in(key, 1) if hp.info_augmentation != "none" else None)
   (image_disc_loss, disc_aux), image_disc_grads = jax.value_and_grad(
       _image_disc_loss, has_aux=True)(states.image_discriminator.params,
-                                      states.image_discriminator, images, generated,
-                                      info_targets, real_targets, info_weight, hp, spec,
-                                      augment_key)
+                                      states.image_discriminator, images, generated, s,
+                                      real_targets, hp, augment_key)
   image_disc = states.image_discriminator.apply_gradients(grads=image_disc_grads,
                                                           batch_stats=disc_aux.batch_stats)
 
   # 3. CG and decoder gradients against the updated D_I.
   (generator_loss, gen_aux), image_grads = jax.value_and_grad(
-      _generator_loss, has_aux=True)(generated, image_disc, states.code_discriminator,
-                                     info_targets, info_weight, hp, spec, augment_key)
+      _generator_loss, has_aux=True)(generated, image_disc, s, hp, augment_key)
   (generator_grads,) = generate_vjp(image_grads)
 
   # 4. Apply.
@@ -446,12 +371,6 @@ def prior_phase_step(states: States, batch: dict[str, Any], key, *,
   }
   if s is not None:
     metrics["prior/q_accuracy"] = jnp.mean(jnp.argmax(disc_aux.q_logits, -1) == s)
-  if hp.info_start_step or hp.info_ramp_steps:
-    metrics["prior/info_weight"] = jnp.asarray(info_weight, jnp.float32)
-  if hp.real_cluster_weight:
-    metrics["prior/q_real_cluster_loss"] = disc_aux.real_cluster_loss
-  if hp.code_generator_adv_weight and code_gen is not None:
-    metrics["prior/code_generator_adv_loss"] = gen_aux.code_adv_loss
   if real_targets is not None:
     metrics["prior/q_real_info_loss"] = disc_aux.real_info_loss
     metrics["prior/q_real_accuracy"] = jnp.mean(

@@ -151,12 +151,12 @@ def test_paper_table_keeps_runs_its_results_record_when_the_workdir_is_gone(
   # the model as it was), not at another value.
   record = json.loads((results / "results.json").read_text())
   for run in record["runs"].values():
-    del run["metrics"]["provenance"]["config"]["model"]["num_continuous_codes"]
+    del run["metrics"]["provenance"]["config"]["random_flip"]
   (results / "results.json").write_text(json.dumps(record))
   assert set(paper_table.recorded_runs(config, str(results))) == set(TABLE_RUNS)
-  with_codes = config.copy_and_resolve_references()
-  with_codes.model.num_continuous_codes = 1
-  assert paper_table.recorded_runs(with_codes, str(results)) == {}
+  flipped = config.copy_and_resolve_references()
+  flipped.random_flip = True
+  assert paper_table.recorded_runs(flipped, str(results)) == {}
   # Records made while a since-retired field existed match at its neutral value only.
   monkeypatch.setitem(config_validation.RETIRED_FIELDS, "model.widget",
                       config_validation.RetiredField(0, "abc1234"))

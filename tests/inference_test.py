@@ -34,8 +34,7 @@ def test_recalibrated_running_averages_are_the_final_networks_batch_statistics()
   np.testing.assert_allclose(*both_modes(recalibrated.encoder, batch["image"]), atol=2e-5)
   noise, s = forward.sample_prior_inputs(states.spec, jax.random.fold_in(key, 0), 16,
                                              batch["label"])
-  prior_inputs = forward.prior_input_vector(states.spec, noise, s,
-                                              forward.code_generator_step(states))
+  prior_inputs = forward.prior_input_vector(states.spec, noise, s)
   np.testing.assert_allclose(*both_modes(recalibrated.code_generator, prior_inputs),
                              atol=2e-5)
 

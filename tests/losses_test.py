@@ -63,46 +63,5 @@ def test_info_loss_is_cross_entropy():
   assert float(losses.info_loss(q_logits, s)) == pytest.approx(expected, rel=1e-6)
 
 
-def test_continuous_info_loss_is_the_unit_gaussian_negative_log_likelihood():
-  means = jnp.array([[0.0, 1.0], [2.0, 0.0]])
-  codes = jnp.array([[1.0, 1.0], [0.0, 0.0]])
-  # per example 0.5 * squared distance: 0.5 and 2.0
-  assert float(losses.continuous_info_loss(means, codes)) == pytest.approx(1.25)
-
-
-def test_q_outputs_split_into_the_logits_of_s_and_the_continuous_codes():
-  from lpaae_jax import models, train_steps
-  spec = models.ModelSpec(condition="unsupervised", num_classes=3, num_continuous_codes=2)
-  q_outputs = jnp.array([[2.0, 0.0, 0.0, 0.5, -1.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
-  s, noise = jnp.array([0, 2]), jnp.array([[0.5, 1.0, 7.0], [1.0, 0.0, 7.0]])
-  targets = train_steps._info_targets(spec, noise, s)  # the first two noise dimensions
-  expected = (float(losses.info_loss(q_outputs[:, :3], s))
-              + float(losses.continuous_info_loss(q_outputs[:, 3:], noise[:, :2])))
-  hp = train_steps.StepHyperparams()
-  assert float(train_steps._info_term(spec, q_outputs, targets, hp)) == pytest.approx(expected)
-  assert expected == pytest.approx(float(losses.info_loss(q_outputs[:, :3], s))
-                                   + (0.5 * 4.0 + 0.5 * 1.0) / 2)
-  # loss.continuous_info_weight scales the continuous codes' term only.
-  weighted = train_steps.StepHyperparams(continuous_info_weight=0.1)
-  assert float(train_steps._info_term(spec, q_outputs, targets, weighted)) == pytest.approx(
-      float(losses.info_loss(q_outputs[:, :3], s))
-      + 0.1 * float(losses.continuous_info_loss(q_outputs[:, 3:], noise[:, :2])))
-  without = models.ModelSpec(condition="unsupervised", num_classes=3)
-  assert train_steps._info_targets(without, noise, s).continuous is None
-
-
 def test_mean_probability():
   assert float(losses.mean_probability(jnp.array([0.0, 0.0]))) == pytest.approx(0.5)
-
-
-def test_cluster_loss_is_minus_the_mutual_information_of_q_on_real_images():
-  confident = 50.0 * jnp.eye(4)  # four images, each surely its own class
-  assert float(losses.cluster_loss(confident)) == pytest.approx(-math.log(4), abs=1e-5)
-  # One class for every image, or no preference for any: no information either way.
-  assert float(losses.cluster_loss(50.0 * jnp.eye(4)[jnp.zeros(4, int)])) == pytest.approx(0, abs=1e-5)
-  assert float(losses.cluster_loss(jnp.zeros((4, 4)))) == pytest.approx(0, abs=1e-6)
-  logits = jnp.array([[1.0, 0.0], [0.0, 2.0]])
-  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-  conditional = -np.mean(np.sum(p * np.log(p), -1))
-  marginal = -np.sum(p.mean(0) * np.log(p.mean(0)))
-  assert float(losses.cluster_loss(logits)) == pytest.approx(conditional - marginal, rel=1e-5)

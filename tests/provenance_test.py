@@ -52,7 +52,7 @@ def test_a_config_stored_before_a_field_existed_loads_with_the_old_behaviour():
       node = node[part]
     del node[leaf]  # as written by the code before the field was added
   loaded = provenance.config_from_json(json.dumps(document))
-  assert loaded == config and loaded.loss.real_cluster_weight == 0.0
+  assert loaded == config and loaded.model.upsampling == "transposed"
 
 
 def test_a_resumed_run_checks_the_stored_config(tmp_path):

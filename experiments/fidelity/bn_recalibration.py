@@ -52,8 +52,7 @@ def _forward(state, inputs, batch_stats_mode: bool):
 
 @functools.partial(jax.jit, static_argnums=3)
 def _decode(states, noise, s, batch_stats_mode):
-  inputs = forward.prior_input_vector(states.spec, noise, s,
-                                      forward.code_generator_step(states))
+  inputs = forward.prior_input_vector(states.spec, noise, s)
   codes = inputs if states.code_generator is None else _forward(
       states.code_generator, inputs, batch_stats_mode)
   return _forward(states.decoder, codes, batch_stats_mode)

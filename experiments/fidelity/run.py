@@ -48,12 +48,6 @@ _LAYER_3 = {**_LR_2E4, "loss.feature_layers": (3,)}  # DESIGN's feature layer F 
 _BEFORE = {"loss.adv_code_weight": 1.0, **_LAYER_3}  # the loss weights before this work
 
 
-def _recover_z(weight: float) -> dict:
-  """ClusterGAN's recipe: s at z's weight in CG's input, Q recovering all 64 noise dims."""
-  return {"model.code_generator_s_scale": 8.0, "model.num_continuous_codes": 64,
-          "loss.continuous_info_weight": weight}
-
-
 def _discriminators_lr(scale: float) -> dict:
   """D_I (with its Q head) and D_C at `scale` times the generator side's learning rate."""
   return {"optim.learning_rate_scales.image_discriminator": scale,
@@ -136,15 +130,6 @@ VARIANTS = {
                       "(0.42 at 1500 and lr 2e-4, 0.73 at 3000 and 4e-4)?"),
     "unsup_noise_16": ("unsupervised", {"model.noise_dim": 16},
                        "does a smaller noise z leave more of the variation to s?"),
-    "unsup_real_cluster_1": ("unsupervised", {"loss.real_cluster_weight": 1.0},
-                             "Q also clusters real images (RIM/CatGAN term, ours, beyond the "
-                             "paper): does s then name the real data's groups, the digits?"),
-    "unsup_real_cluster_0.3": ("unsupervised", {"loss.real_cluster_weight": 0.3},
-                               "the clustering term at a third of the weight"),
-    "unsup_continuous_2": ("unsupervised", {"model.num_continuous_codes": 2},
-                           "InfoGAN's two continuous codes (ours, beyond the paper): with "
-                           "slant and width given codes of their own, does s stop splitting "
-                           "the 1s and merging 4/9, i.e. name the digits?"),
     "unsup_s_scale_8": ("unsupervised", {"model.code_generator_s_scale": 8.0},
                         "the one-hot s scaled to z's weight in the code generator's input "
                         "(at 1 its first layer starts out ignoring s): does s take the "
@@ -155,20 +140,6 @@ VARIANTS = {
     "unsup_s_scale_5": ("unsupervised", {"model.code_generator_s_scale": 5.0},
                         "between the 3 that changed nothing and the 8 that collapsed "
                         "each column"),
-    "unsup_s_scale_8_decay_1500": ("unsupervised", {"model.code_generator_s_scale": 8.0,
-                                   "model.code_generator_s_scale_decay_steps": 1500},
-                                   "s at z's weight while the clusters form, decayed to 1 by "
-                                   "iteration 1500: the cluster number of 8 without its "
-                                   "collapsed columns?"),
-    "unsup_s_scale_8_recover_z": ("unsupervised", _recover_z(0.02),
-                                  "ClusterGAN's recipe: s at z's weight, and Q recovers all "
-                                  "of z (weakly) so that z cannot be ignored: the cluster "
-                                  "number of 8 without its collapsed columns?"),
-    "unsup_s_scale_8_recover_z_0.1": ("unsupervised", _recover_z(0.1),
-                                      "z recovered 5x as strongly (0.02 still collapsed the "
-                                      "columns)"),
-    "unsup_s_scale_8_recover_z_0.5": ("unsupervised", _recover_z(0.5),
-                                      "z recovered 25x as strongly"),
     "unsup_discriminators_lr_0.5": ("unsupervised", _discriminators_lr(0.5),
                                     "the discriminators (D_I with Q, D_C) at half the "
                                     "generator side's rate (InfoGAN: D at 1/5 of G's): does "
@@ -182,13 +153,6 @@ VARIANTS = {
                                     {"optim.learning_rate_scales.code_generator": 2.5},
                                     "the code generator at InfoGAN's G rate (1e-3): does a "
                                     "faster CG move its clusters onto the classes?"),
-    "unsup_code_generator_adv_0.1": ("unsupervised", {"loss.code_generator_adv_weight": 0.1},
-                                     "the CG pulled towards the encoder's codes by the fixed "
-                                     "D_C (ours, beyond the paper; the encoder's own code "
-                                     "adversary weight): with each s an equal share of the "
-                                     "real codes, do the shares become the digits?"),
-    "unsup_code_generator_adv_1": ("unsupervised", {"loss.code_generator_adv_weight": 1.0},
-                                   "the CG's pull towards the encoder's codes at 10x"),
     "unsup_noise_128": ("unsupervised", {"model.noise_dim": 128},
                         "a larger noise z, so a larger CG hidden layer (2 x noise_dim): s only "
                         "shifts the hidden units' biases, so more units give each s value "
@@ -214,13 +178,6 @@ VARIANTS = {
                                                       "loss.adv_code_weight": 0.3},
                                      "the 0.3 pair with s weighted a little more (3 -> 4; "
                                      "5 alone made the columns less varied)"),
-    "unsup_s_scale_3_adv_code_0.3_info_from_1000": ("unsupervised", {
-        "model.code_generator_s_scale": 3.0, "loss.adv_code_weight": 0.3,
-        "loss.info_start_step": 1000, "loss.info_ramp_steps": 500},
-        "the 0.3 pair with the info terms off for 1000 iterations, then ramped up over 500: "
-        "at full weight from the start Q tells the categories apart by iteration 300, while "
-        "the samples are rough shapes, and the noise decides the digit within look-alike groups "
-        "(4/7/9, 3/5/8); do categories formed on digit-like images name the digits?"),
     "unsup_s_scale_3_adv_code_0.3_info_affine": ("unsupervised", {
         "model.code_generator_s_scale": 3.0, "loss.adv_code_weight": 0.3,
         "loss.info_augmentation": "affine"},
@@ -245,6 +202,43 @@ VARIANTS = {
                      "image generation at the current defaults"),
     "none_fixed_prior": ("none,fixed", _ADV_CODE_01, "image generation, fixed prior, at the "
                          "defaults before its code adversary became 0.05"),
+}
+
+# Variants of options since retired (lpaae_jax/config_validation.py, RETIRED_FIELDS): their
+# rows stay in results/, their code is at commit RETIRED_AT. name -> (setting, why).
+RETIRED_AT = "eee533d"
+RETIRED_VARIANTS = {
+    "unsup_real_cluster_1": ("unsupervised",
+        "Q also clusters real images (RIM/CatGAN term, ours, beyond the paper): does s "
+        "then name the real data's groups, the digits?"),
+    "unsup_real_cluster_0.3": ("unsupervised",
+        "the clustering term at a third of the weight"),
+    "unsup_continuous_2": ("unsupervised",
+        "InfoGAN's two continuous codes (ours, beyond the paper): with slant and width "
+        "given codes of their own, does s stop splitting the 1s and merging 4/9, i.e. "
+        "name the digits?"),
+    "unsup_s_scale_8_decay_1500": ("unsupervised",
+        "s at z's weight while the clusters form, decayed to 1 by iteration 1500: the "
+        "cluster number of 8 without its collapsed columns?"),
+    "unsup_s_scale_8_recover_z": ("unsupervised",
+        "ClusterGAN's recipe: s at z's weight, and Q recovers all of z (weakly) so that z "
+        "cannot be ignored: the cluster number of 8 without its collapsed columns?"),
+    "unsup_s_scale_8_recover_z_0.1": ("unsupervised",
+        "z recovered 5x as strongly (0.02 still collapsed the columns)"),
+    "unsup_s_scale_8_recover_z_0.5": ("unsupervised",
+        "z recovered 25x as strongly"),
+    "unsup_code_generator_adv_0.1": ("unsupervised",
+        "the CG pulled towards the encoder's codes by the fixed D_C (ours, beyond the "
+        "paper; the encoder's own code adversary weight): with each s an equal share of "
+        "the real codes, do the shares become the digits?"),
+    "unsup_code_generator_adv_1": ("unsupervised",
+        "the CG's pull towards the encoder's codes at 10x"),
+    "unsup_s_scale_3_adv_code_0.3_info_from_1000": ("unsupervised",
+        "the 0.3 pair with the info terms off for 1000 iterations, then ramped up over "
+        "500: at full weight from the start Q tells the categories apart by iteration "
+        "300, while the samples are rough shapes, and the noise decides the digit within "
+        "look-alike groups (4/7/9, 3/5/8); do categories formed on digit-like images name "
+        "the digits?"),
 }
 
 # configs/mnist.py's unsupervised learned prior took its current defaults (s scale 3, code
@@ -339,6 +333,8 @@ def write_report(results_dir: str, judge_info: dict) -> None:
               "|---|---|---|---|---|" + "---|" * (len(COLUMNS) + 1), *rows, ""]
   lines += ["## Variants", ""] + [f"* `{name}` ({setting}): {why}"
                                   for name, (setting, _, why) in VARIANTS.items()]
+  lines += [f"* `{name}` ({setting}; retired, its code is at commit {RETIRED_AT}): {why}"
+            for name, (setting, why) in RETIRED_VARIANTS.items()]
   file_utils.write_atomically(os.path.join(results_dir, "results.md"),
                               lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
 

@@ -52,13 +52,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # ours (DESIGN §3): a network a phase keeps fixed normalises with the batch's own statistics
   # ("batch") or with its running averages ("running"); its averages are never updated.
   config.model.fixed_batch_norm = "batch"
-  # ours, beyond the paper's categorical s (InfoGAN's continuous codes): the first this many
-  # noise dimensions are also codes that Q must recover from x_noise (a unit-variance
-  # Gaussian term, weighted by loss.info_weight), so that continuous variation (slant,
-  # width) need not be spent on s. 0 = the paper's model. Measured on MNIST unsupervised
-  # (width 8, 3000 iterations): 2 codes lowered the cluster accuracy (seeds 0/1: 0.557/0.505
-  # against 0.731/0.545) and doubled the judge FID, so it stays off (experiments/fidelity).
-  config.model.num_continuous_codes = 0
   # ours: the code generator's input is [z; this * one-hot s]. At 1, z's 64 N(0, 1)
   # dimensions carry ~70x the variance of the one-hot in the first layer's units at
   # initialisation, so s starts out nearly ignored; sqrt(noise_dim) = 8 makes them equal.
@@ -67,10 +60,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # column collapses to one image (judge FID 335 against 29.5); 5 gives 0.77 at FID 92;
   # 3 gives 0.72 (default 0.73).
   config.model.code_generator_s_scale = 1.0
-  # ours: decays that scale linearly to 1 over this many iterations (0: it stays constant).
-  # Measured (same setting, seed 0): 8 decayed over 1500 of 3000 iterations gave 0.59; the
-  # columns mix digits again as the scale falls.
-  config.model.code_generator_s_scale_decay_steps = 0
 
   config.loss = ml_collections.ConfigDict()
   # Every weight is ours (the paper gives only lambda's name).
@@ -84,42 +73,13 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.loss.adv_noise_weight = 1.0    # CG and decoder: D_I(dec(z_c)) towards real
   config.loss.adv_rec_weight = 1.0      # decoder: D_I(dec(enc(x))) towards real
   config.loss.info_weight = 1.0
-  # ours: the info terms (both Q's and the generator's) weigh 0 before this prior-phase
-  # iteration, then rise linearly to info_weight over info_ramp_steps iterations (0, 0: the
-  # paper's constant weight), so that the categories form on digit-like images: at full
-  # weight from the start Q recovers s from 98% of the generated images by iteration 300,
-  # while they are still rough, grainy shapes (MNIST unsupervised, experiments/fidelity).
-  # Measured there (width 8, 4500 iterations, s scale 3, code adversary 0.3, seeds 0-4):
-  # start 1000, ramp 500 gave cluster accuracy 0.747 +- 0.104 against 0.776 +- 0.070 from
-  # the start; the partition is dealt again, not fixed, so it stays off.
-  config.loss.info_start_step = 0
-  config.loss.info_ramp_steps = 0
-  # ours, beyond the paper: "affine" -> both info terms read s (and any continuous codes)
-  # from a randomly rotated (+-15 deg), scaled (+-10%) and shifted (+-2 px) copy of each
-  # generated image, resampled on a black (-1) background (lpaae_jax/augment.py), so that
-  # a category cannot be a slant or size style; "none": the paper's term on x_noise itself.
+  # ours, beyond the paper: "affine" -> both info terms read s from a randomly rotated
+  # (+-15 deg), scaled (+-10%) and shifted (+-2 px) copy of each generated image, resampled
+  # on a black (-1) background (lpaae_jax/augment.py), so that a category cannot be a slant
+  # or size style; "none": the paper's term on x_noise itself.
   # configs/mnist.py's unsupervised learned prior uses "affine" (measured there); other
   # datasets and settings are unmeasured.
   config.loss.info_augmentation = "none"
-  # Unsupervised only, ours and beyond the paper (0 = the paper's losses): D_I's Q head
-  # also clusters real images, confident per image and using every class equally (minus
-  # their mutual information, as in RIM/CatGAN), so that the s it recovers from generated
-  # images names the same groups as the real data's. Measured on MNIST (width 8, 3000
-  # iterations, seed 0): weight 1 gave cluster accuracy 0.643 against 0.731 without (Q's
-  # own clusters merge 4/9 and split the 1s), so it stays off (experiments/fidelity).
-  config.loss.real_cluster_weight = 0.0
-  # Learned prior only, ours and beyond the paper (0 = the paper's losses): in the prior
-  # phase the code generator also fools the fixed D_C the other way (its codes judged as the
-  # encoder's), so the prior covers the encoder's codes as the encoder covers the prior.
-  # Measured on MNIST unsupervised (width 8, 3000 iterations, seed 0): cluster accuracy
-  # 0.627 at 0.1 and 0.447 at 1 against 0.734 without (the encoder's codes do not cluster
-  # by digit, and the CG's modes dissolve into them), so it stays off (experiments/fidelity).
-  config.loss.code_generator_adv_weight = 0.0
-  # ours: the continuous codes' Gaussian term (model.num_continuous_codes) weighs
-  # info_weight * this. Measured with all 64 noise dims as codes and s scale 8 (MNIST
-  # unsupervised, seed 0): 0.02 kept cluster accuracy 0.83 but not the variety (judge FID
-  # 166); 0.1 gave 0.64 at FID 104; 0.5 failed (experiments/fidelity).
-  config.loss.continuous_info_weight = 1.0
   config.loss.pixel_rec_weight = 0.0
   # D_I conv layers whose features L_rec compares: 1 (16x16), 2 (8x8), 3 (4x4, DESIGN's F).
   # All three: the 4x4 layer alone constrains little detail (experiments/fidelity).
