@@ -346,7 +346,7 @@ def environment(config: ml_collections.ConfigDict) -> dict[str, Any]:
       # What the steps compile with (the CPU fast paths' options, or none).
       "compiler_options": dict(models.train_step_compiler_options(
           models.ModelSpec.from_config(config), config.batch_size)),
-      "malloc": provenance.malloc_library(),
+      "malloc": cpu_malloc.malloc_library(),
   }
 
 

@@ -14,6 +14,8 @@ CPU fast paths on; the train steps themselves do not (it is a setting of the who
 """
 
 import ctypes
+import os
+from typing import Optional
 
 from absl import logging
 
@@ -47,9 +49,8 @@ def keep_freed_memory() -> bool:
   global _kept
   if _kept:
     return True
-  from lpaae_jax import provenance  # pylint: disable=g-import-not-at-top
   libc = _glibc()
-  if libc is None or provenance.malloc_library(kept=False) in ("tcmalloc", "jemalloc"):
+  if libc is None or malloc_library(kept_memory=False) in ("tcmalloc", "jemalloc"):
     return False
   for parameter, value in SETTINGS:
     if libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) != 1:
@@ -64,3 +65,28 @@ def keep_freed_memory() -> bool:
 def kept() -> bool:
   """Whether `keep_freed_memory` applied its settings in this process."""
   return _kept
+
+
+def malloc_library(maps_path: str = "/proc/self/maps", environ=None,
+                   kept_memory: Optional[bool] = None) -> str:
+  """The malloc this process runs with: a preloaded "tcmalloc" or "jemalloc", else the C
+  library's: "system", plus ", glibc.malloc.hugetlb=N" where GLIBC_TUNABLES asks glibc to
+  back its large blocks with transparent huge pages and ", freed memory kept" where
+  `keep_freed_memory` applied (`kept_memory`; default: whether it did in this process).
+  On a CPU it changes the step time (README, Performance)."""
+  try:
+    with open(maps_path, encoding="utf-8") as maps:
+      text = maps.read()
+  except OSError:  # not Linux
+    text = ""
+  for name in ("tcmalloc", "jemalloc"):
+    if f"lib{name}" in text:
+      return name
+  result = "system"
+  tunables = (os.environ if environ is None else environ).get("GLIBC_TUNABLES", "")
+  for tunable in tunables.split(":"):
+    if tunable.startswith("glibc.malloc.hugetlb=") and tunable != "glibc.malloc.hugetlb=0":
+      result += f", {tunable}"
+  if kept() if kept_memory is None else kept_memory:
+    result += ", freed memory kept"
+  return result

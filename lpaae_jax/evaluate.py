@@ -217,7 +217,7 @@ def sample_batches(states: States, key, num: int, batch_size: int):
   """
   spec = states.spec
   for index, start in enumerate(range(0, num, batch_size)):
-    noise = jax.random.normal(jax.random.fold_in(key, index), (batch_size, spec.noise_size))
+    noise = forward.prior_noise(spec, jax.random.fold_in(key, index), batch_size)
     s = (disentanglement.balanced_conditions(batch_size, spec.num_classes, start)
          if spec.conditional else None)
     images = np.asarray(lpaae_jax.decode_noise(states, noise, s))
@@ -232,8 +232,7 @@ def prior_code_samples(states: States, key, num: int):
   """(z_c (num, code_dim), s or None) from the code generator, s balanced."""
   spec = states.spec
   s = disentanglement.balanced_conditions(num, spec.num_classes) if spec.conditional else None
-  noise = jax.random.normal(key, (num, spec.noise_size))
-  return np.asarray(_prior_codes(states, noise, s)), s
+  return np.asarray(_prior_codes(states, forward.prior_noise(spec, key, num), s)), s
 
 
 # --- FID / IS ----------------------------------------------------------------------------------

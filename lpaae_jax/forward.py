@@ -48,6 +48,11 @@ def apply_fixed(state: TrainState, *inputs, batch_stats: bool):
   return apply_eval(state, *inputs)
 
 
+def prior_noise(spec: ModelSpec, key, num: int) -> jax.Array:
+  """The prior's noise z: (num, spec.noise_size) draws of N(0, I), as every sampler draws it."""
+  return jax.random.normal(key, (num, spec.noise_size), jnp.float32)
+
+
 def sample_prior_inputs(spec: ModelSpec, key, batch_size: int,
                         labels=None) -> tuple[jax.Array, Optional[jax.Array]]:
   """The prior's inputs: noise z (batch_size, spec.noise_size) and the condition s
@@ -56,7 +61,7 @@ def sample_prior_inputs(spec: ModelSpec, key, batch_size: int,
   Supervised: s is `labels` (the batch's); unsupervised: s ~ Categorical(num_classes).
   """
   noise_key, s_key = jax.random.split(key)
-  noise = jax.random.normal(noise_key, (batch_size, spec.noise_size), jnp.float32)
+  noise = prior_noise(spec, noise_key, batch_size)
   if spec.condition == "supervised":
     s = labels
   elif spec.condition == "unsupervised":

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lpaae_jax.forward import (apply_eval, prior_codes_eval, prior_input_vector,
+from lpaae_jax.forward import (apply_eval, prior_codes_eval, prior_input_vector, prior_noise,
                                sample_prior_inputs)
 from lpaae_jax.states import States
 
@@ -43,8 +43,7 @@ def sample(states: States, key, num: int, s=None) -> jax.Array:
   noise_key, s_key = jax.random.split(key)
   if s is None and spec.conditional:
     s = jax.random.randint(s_key, (num,), 0, spec.num_classes)
-  noise = jax.random.normal(noise_key, (num, spec.noise_size), jnp.float32)
-  return _decode_noise(states, noise, s)
+  return _decode_noise(states, prior_noise(spec, noise_key, num), s)
 
 
 def decode_noise(states: States, noise, s=None) -> jax.Array:

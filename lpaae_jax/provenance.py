@@ -245,36 +245,11 @@ def devices() -> dict[str, Any]:
           "process_count": jax.process_count(), "device_kinds": kinds}
 
 
-def malloc_library(maps_path: str = "/proc/self/maps", environ=None,
-                   kept: Optional[bool] = None) -> str:
-  """The malloc this process runs with: a preloaded "tcmalloc" or "jemalloc", else the C
-  library's: "system", plus ", glibc.malloc.hugetlb=N" where GLIBC_TUNABLES asks glibc to
-  back its large blocks with transparent huge pages and ", freed memory kept" where
-  `cpu_malloc.keep_freed_memory` applied (`kept`; default: whether it did in this process).
-  On a CPU it changes the step time (README, Performance)."""
-  try:
-    with open(maps_path, encoding="utf-8") as maps:
-      text = maps.read()
-  except OSError:  # not Linux
-    text = ""
-  for name in ("tcmalloc", "jemalloc"):
-    if f"lib{name}" in text:
-      return name
-  result = "system"
-  tunables = (os.environ if environ is None else environ).get("GLIBC_TUNABLES", "")
-  for tunable in tunables.split(":"):
-    if tunable.startswith("glibc.malloc.hugetlb=") and tunable != "glibc.malloc.hugetlb=0":
-      result += f", {tunable}"
-  if cpu_malloc.kept() if kept is None else kept:
-    result += ", freed memory kept"
-  return result
-
-
 def record(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The provenance an evaluation's metrics.json carries."""
   result = {"config": json.loads(config_to_json(config))["config"],
             "package_versions": package_versions(), "devices": devices(),
-            "python": platform.python_version(), "malloc": malloc_library()}
+            "python": platform.python_version(), "malloc": cpu_malloc.malloc_library()}
   commit = git_commit()
   if commit is not None:
     result["git_commit"], result["git_dirty"] = commit["commit"], commit["dirty"]

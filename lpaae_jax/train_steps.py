@@ -92,7 +92,7 @@ def check_batch(spec: ModelSpec, batch: dict[str, Any]) -> None:
                        f"{label.dtype}; it must be int32 of shape ({image.shape[0]},).")
 
 
-def feature_reconstruction_loss(hp: StepHyperparams, real_features, rec_features):
+def layers_feature_loss(hp: StepHyperparams, real_features, rec_features):
   """L_rec's learned-metric part: the feature MSE summed over `hp.feature_layers`."""
   return sum(losses.feature_reconstruction_loss(real_features[layer - 1],
                                                 rec_features[layer - 1])
@@ -138,7 +138,7 @@ def _autoencoder_loss(codes, decoder_params, *, states: States, images, real_fea
                                                codes)
   _, _, rec_features = apply_fixed(states.image_discriminator, reconstructions,
                                    batch_stats=hp.fixed_batch_stats)
-  feature_loss = feature_reconstruction_loss(hp, real_features, rec_features)
+  feature_loss = layers_feature_loss(hp, real_features, rec_features)
   pixel_loss = losses.pixel_reconstruction_loss(images, reconstructions)
   rec_loss = feature_loss + hp.pixel_rec_weight * pixel_loss
   code_disc = states.code_discriminator

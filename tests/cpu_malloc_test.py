@@ -54,5 +54,36 @@ def test_keep_freed_memory_is_idempotent_and_recorded(monkeypatch):
 def test_keep_freed_memory_leaves_a_preloaded_malloc_alone(monkeypatch):
   from lpaae_jax import provenance  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(cpu_malloc, "_kept", False)
-  monkeypatch.setattr(provenance, "malloc_library", lambda **unused: "tcmalloc")
+  monkeypatch.setattr(cpu_malloc, "malloc_library", lambda **unused: "tcmalloc")
   assert not cpu_malloc.keep_freed_memory() and not cpu_malloc.kept()
+
+
+def test_malloc_library_names_a_preloaded_allocator(tmp_path):
+  maps = tmp_path / "maps"
+  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+  assert cpu_malloc.malloc_library(str(maps), {}, kept_memory=False) == "system"
+  maps.write_text(maps.read_text()
+                  + "7f02-7f03 r-xp 0 08:01 2 /usr/lib/libtcmalloc_minimal.so.4.5.10\n")
+  assert cpu_malloc.malloc_library(str(maps), {}, kept_memory=True) == "tcmalloc"
+  assert cpu_malloc.malloc_library(str(tmp_path / "no_such_maps"), {}, kept_memory=False) == "system"
+
+
+def test_malloc_library_says_when_glibc_keeps_freed_memory(tmp_path):
+  maps = tmp_path / "maps"
+  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+  assert cpu_malloc.malloc_library(str(maps), {}, kept_memory=True) == "system, freed memory kept"
+  assert cpu_malloc.malloc_library(
+      str(maps), {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, kept_memory=True) == (
+          "system, glibc.malloc.hugetlb=1, freed memory kept")
+
+
+def test_malloc_library_names_glibcs_huge_page_tunable(tmp_path):
+  maps = tmp_path / "maps"
+  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+  tunables = lambda value: {"GLIBC_TUNABLES": value}
+  name = lambda environ: cpu_malloc.malloc_library(str(maps), environ, kept_memory=False)
+  assert name(tunables("glibc.malloc.hugetlb=1")) == "system, glibc.malloc.hugetlb=1"
+  assert name(tunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2")) == (
+      "system, glibc.malloc.hugetlb=2")
+  assert name(tunables("glibc.malloc.hugetlb=0")) == "system"
+  assert name({}) == "system"

@@ -11,6 +11,7 @@ import pytest
 
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
+from lpaae_jax import cpu_malloc
 from lpaae_jax import provenance
 from tests.helpers import tiny_config
 
@@ -109,43 +110,12 @@ def test_the_record_names_the_config_commit_packages_and_devices():
   for package in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets"):
     assert record["package_versions"][package], package
   assert record["devices"]["device_count"] >= 1 and record["devices"]["backend"]
-  assert record["malloc"] == provenance.malloc_library()
+  assert record["malloc"] == cpu_malloc.malloc_library()
   if (ROOT / ".git").exists():  # a checkout: its HEAD
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()
     assert record["git_commit"] == head and isinstance(record["git_dirty"], bool)
   json.dumps(record)  # all JSON
-
-
-def test_malloc_library_names_a_preloaded_allocator(tmp_path):
-  maps = tmp_path / "maps"
-  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
-  assert provenance.malloc_library(str(maps), {}, kept=False) == "system"
-  maps.write_text(maps.read_text()
-                  + "7f02-7f03 r-xp 0 08:01 2 /usr/lib/libtcmalloc_minimal.so.4.5.10\n")
-  assert provenance.malloc_library(str(maps), {}, kept=True) == "tcmalloc"
-  assert provenance.malloc_library(str(tmp_path / "no_such_maps"), {}, kept=False) == "system"
-
-
-def test_malloc_library_says_when_glibc_keeps_freed_memory(tmp_path):
-  maps = tmp_path / "maps"
-  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
-  assert provenance.malloc_library(str(maps), {}, kept=True) == "system, freed memory kept"
-  assert provenance.malloc_library(
-      str(maps), {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, kept=True) == (
-          "system, glibc.malloc.hugetlb=1, freed memory kept")
-
-
-def test_malloc_library_names_glibcs_huge_page_tunable(tmp_path):
-  maps = tmp_path / "maps"
-  maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
-  tunables = lambda value: {"GLIBC_TUNABLES": value}
-  name = lambda environ: provenance.malloc_library(str(maps), environ, kept=False)
-  assert name(tunables("glibc.malloc.hugetlb=1")) == "system, glibc.malloc.hugetlb=1"
-  assert name(tunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2")) == (
-      "system, glibc.malloc.hugetlb=2")
-  assert name(tunables("glibc.malloc.hugetlb=0")) == "system"
-  assert name({}) == "system"
 
 
 def test_no_git_commit_outside_a_checkout(monkeypatch, tmp_path):

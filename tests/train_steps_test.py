@@ -284,7 +284,7 @@ def test_overfit_sixteen_real_digits(real_data_dir):
   def feature_loss(autoencoder_states):
     reconstructions = lpaae_jax.reconstruct(autoencoder_states, batch["image"])
     features = lambda x: apply_eval(states.image_discriminator, x)[2]
-    return float(train_steps.feature_reconstruction_loss(
+    return float(train_steps.layers_feature_loss(
         hyperparams, features(batch["image"]), features(reconstructions)))
 
   initial = states.replace(encoder=initial.encoder, decoder=initial.decoder)

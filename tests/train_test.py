@@ -60,10 +60,10 @@ def test_training_with_the_cpu_fast_paths_keeps_freed_memory(finished_run):
   config, _, _ = finished_run
   if not models.cpu_fast_paths(config.fast_paths) or cpu_malloc._glibc() is None:  # pylint: disable=protected-access
     pytest.skip("the CPU fast paths on glibc's malloc only")
-  if provenance.malloc_library(kept=False) in ("tcmalloc", "jemalloc"):
+  if cpu_malloc.malloc_library(kept_memory=False) in ("tcmalloc", "jemalloc"):
     pytest.skip("a preloaded malloc keeps freed memory itself")
   assert cpu_malloc.kept()
-  assert provenance.malloc_library().endswith("freed memory kept")
+  assert cpu_malloc.malloc_library().endswith("freed memory kept")
 
 
 def test_training_stores_its_resolved_config(finished_run):

@@ -25,6 +25,7 @@ from PIL import Image
 from sklearn import manifold
 
 import lpaae_jax
+from lpaae_jax import forward
 from lpaae_jax.models import ModelSpec
 from lpaae_jax.states import States
 
@@ -91,8 +92,8 @@ def figure3_inputs(spec: ModelSpec, noise_key, rows: int = 10):
   if rows < 1:
     raise ValueError(f"rows={rows} must be >= 1.")
   if not spec.conditional:
-    return jax.random.normal(noise_key, (rows * GRID_COLUMNS, spec.noise_size)), None
-  row_noise = jax.random.normal(noise_key, (rows, spec.noise_size))
+    return forward.prior_noise(spec, noise_key, rows * GRID_COLUMNS), None
+  row_noise = forward.prior_noise(spec, noise_key, rows)
   noise = jnp.repeat(row_noise, spec.num_classes, axis=0)
   s = jnp.tile(jnp.arange(spec.num_classes, dtype=jnp.int32), rows)
   return noise, s
