@@ -14,7 +14,7 @@ from lpaae_jax.config_validation import CONDITIONS, PRIORS, ConfigError
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
-  # Data (tfds). data_dir=None falls back to $LPAAE_DATA_DIR, then $TFDS_DATA_DIR, then
+  # --- Data (tfds). data_dir=None falls back to $LPAAE_DATA_DIR, then $TFDS_DATA_DIR, then
   # tfds's default (~/tensorflow_datasets).
   config.dataset = "cifar10"
   config.data_dir = ml_collections.config_dict.placeholder(str)
@@ -23,6 +23,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.eval_split = "test"
   config.random_flip = False            # ours: mirror each training image with probability 1/2
 
+  # --- Networks (DESIGN §1-3; "ours" marks what the paper leaves open).
   config.model = ml_collections.ConfigDict()
   config.model.image_size = 32          # every network works on 32x32 (MNIST is padded 28->32)
   config.model.channels = 3
@@ -52,23 +53,16 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # ours (DESIGN §3): a network a phase keeps fixed normalises with the batch's own statistics
   # ("batch") or with its running averages ("running"); its averages are never updated.
   config.model.fixed_batch_norm = "batch"
-  # ours: the code generator's input is [z; this * one-hot s]. At 1, z's 64 N(0, 1)
-  # dimensions carry ~70x the variance of the one-hot in the first layer's units at
-  # initialisation, so s starts out nearly ignored; sqrt(noise_dim) = 8 makes them equal.
-  # The fixed prior's code stays [z'; one-hot s]. Measured on MNIST unsupervised (width 8,
-  # 3000 iterations, seed 0; experiments/fidelity): 8 gives cluster accuracy 0.80 but each
-  # column collapses to one image (judge FID 335 against 29.5); 5 gives 0.77 at FID 92;
-  # 3 gives 0.72 (default 0.73).
+  # ours: the code generator's input is [z; this * one-hot s] (the fixed prior's code stays
+  # [z'; one-hot s]). At 1 the noise outweighs s in the first layer at initialisation;
+  # larger values trade the samples' variety for clusters (DESIGN.md, experiments/fidelity).
   config.model.code_generator_s_scale = 1.0
 
+  # --- Losses. Every weight is ours (the paper gives only lambda's name).
   config.loss = ml_collections.ConfigDict()
-  # Every weight is ours (the paper gives only lambda's name).
   config.loss.rec_weight_decoder = 1.0  # lambda of Algorithm 1: L_rec in the decoder's loss
-  # encoder: fool D_C. 1.0 lets the code adversary drown L_rec: reconstructions of real
-  # digits kept their class 51% of the time, 78% at 0.1 and 91% at 0.01, but at 0.01 D_C
-  # wins outright and the codes leave the prior (experiments/fidelity). On MNIST at 3000
-  # iterations 0.05 lifts the fixed prior's reconstructions (0.874 -> 0.923 unsupervised) but
-  # drops the learned prior's unsupervised cluster accuracy (0.734 -> 0.645).
+  # encoder: fool D_C. At 1 the code adversary drowns L_rec (reconstructions lose the digit),
+  # at 0.01 D_C wins outright and the codes leave the prior (experiments/fidelity).
   config.loss.adv_code_weight = 0.1
   config.loss.adv_noise_weight = 1.0    # CG and decoder: D_I(dec(z_c)) towards real
   config.loss.adv_rec_weight = 1.0      # decoder: D_I(dec(enc(x))) towards real
@@ -86,6 +80,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.loss.feature_layers = (1, 2, 3)
   config.loss.gan_loss = "non_saturating"  # non_saturating | minimax
 
+  # --- Optimiser: Adam per network (DESIGN §4).
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 2e-4
   config.optim.b1 = 0.5
@@ -96,6 +91,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       encoder=1.0, decoder=1.0, image_discriminator=1.0, code_discriminator=1.0,
       code_generator=1.0))
 
+  # --- Run: scale, backend, intervals.
   config.seed = 0
   config.batch_size = 64                # global batch, split over devices
   config.num_train_steps = 100_000
@@ -125,6 +121,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   # artefact ratios: the 1000 of the reported ratios (lpaae_jax.evaluation.artifacts).
   config.num_summary_images = 1000
 
+  # --- Evaluation (lpaae_jax.evaluate).
   config.eval = ml_collections.ConfigDict()
   # Inception weights (.npz of pytorch-fid keys). None: $LPAAE_INCEPTION_WEIGHTS, then the
   # cache directory ~/.cache/lpaae_jax.
