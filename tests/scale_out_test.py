@@ -54,124 +54,128 @@ _MESH_SCRIPT = textwrap.dedent(f"""
     from lpaae_jax.train import create_mesh_shardings, stack_batches
     from tests.helpers import random_batch, tiny_config, to_host
 
-    assert jax.device_count() == {NUM_DEVICES}, jax.devices()
-    config = tiny_config("supervised", fast_paths=sys.argv[1])
-    assert config.batch_size == 16
-    per_device = config.batch_size // {NUM_DEVICES}
-    state_sharding, batch_sharding = create_mesh_shardings(config)
-    runs, history = {{}}, {{}}
-    for name, shardings in (("mesh", (state_sharding, batch_sharding)), ("single", None)):
-      if shardings is None:
-        states = lpaae_jax.create_states(config, jax.random.key(0))
-        steps = lpaae_jax.make_train_steps(config)
-      else:
-        states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
-        steps = lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
-                                           batch_sharding=batch_sharding)
-      history[name] = []
-      for iteration in range({ITERATIONS}):
-        batch = random_batch(iteration)
-        if shardings is not None:
-          batch = jax.device_put(batch, batch_sharding)
-          image = batch["image"]
-          assert image.sharding == batch_sharding, image.sharding
-          assert len(image.addressable_shards) == {NUM_DEVICES}
-          assert len({{s.device for s in image.addressable_shards}}) == {NUM_DEVICES}
-          assert all(s.data.shape[0] == per_device for s in image.addressable_shards), (
-              [s.data.shape for s in image.addressable_shards])
-        for phase, step in zip(("aae", "prior"), (steps.aae_phase, steps.prior_phase)):
-          states, metrics = step(states, batch, jax.random.key(10 * iteration + len(phase)))
+    def measure(fast_paths):
+      assert jax.device_count() == {NUM_DEVICES}, jax.devices()
+      config = tiny_config("supervised", fast_paths=fast_paths)
+      assert config.batch_size == 16
+      per_device = config.batch_size // {NUM_DEVICES}
+      state_sharding, batch_sharding = create_mesh_shardings(config)
+      runs, history = {{}}, {{}}
+      for name, shardings in (("mesh", (state_sharding, batch_sharding)), ("single", None)):
+        if shardings is None:
+          states = lpaae_jax.create_states(config, jax.random.key(0))
+          steps = lpaae_jax.make_train_steps(config)
+        else:
+          states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
+          steps = lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
+                                             batch_sharding=batch_sharding)
+        history[name] = []
+        for iteration in range({ITERATIONS}):
+          batch = random_batch(iteration)
           if shardings is not None:
-            for leaf in jax.tree_util.tree_leaves(states):
-              assert leaf.sharding.is_fully_replicated, (phase, leaf.sharding)
-              assert len(leaf.sharding.device_set) == {NUM_DEVICES}, leaf.sharding
-          metrics = jax.device_get(metrics)
-          assert all(np.isfinite(v) for v in metrics.values()), metrics
-          history[name].append(metrics)
-      runs[name] = to_host(states)
+            batch = jax.device_put(batch, batch_sharding)
+            image = batch["image"]
+            assert image.sharding == batch_sharding, image.sharding
+            assert len(image.addressable_shards) == {NUM_DEVICES}
+            assert len({{s.device for s in image.addressable_shards}}) == {NUM_DEVICES}
+            assert all(s.data.shape[0] == per_device for s in image.addressable_shards), (
+                [s.data.shape for s in image.addressable_shards])
+          for phase, step in zip(("aae", "prior"), (steps.aae_phase, steps.prior_phase)):
+            states, metrics = step(states, batch, jax.random.key(10 * iteration + len(phase)))
+            if shardings is not None:
+              for leaf in jax.tree_util.tree_leaves(states):
+                assert leaf.sharding.is_fully_replicated, (phase, leaf.sharding)
+                assert len(leaf.sharding.device_set) == {NUM_DEVICES}, leaf.sharding
+            metrics = jax.device_get(metrics)
+            assert all(np.isfinite(v) for v in metrics.values()), metrics
+            history[name].append(metrics)
+        runs[name] = to_host(states)
 
-    # Shape-first init with out_shardings: every state starts replicated on the mesh.
-    states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
-    assert all(leaf.sharding == state_sharding for leaf in jax.tree_util.tree_leaves(states))
-    # steps_per_jit: {ITERATIONS} iterations in one call; stacked batches split on axis 1.
-    multi_step = lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
-                                            batch_sharding=batch_sharding).iterations
-    stacked_sharding = train_steps.stacked_sharding(batch_sharding)
-    assert stacked_sharding.spec == PartitionSpec(None, "data"), stacked_sharding
-    stacked = jax.make_array_from_process_local_data(
-        stacked_sharding, stack_batches([jax.device_get(random_batch(i))
-                                         for i in range({ITERATIONS})]))
-    shards = stacked["image"].addressable_shards
-    assert len({{s.device for s in shards}}) == {NUM_DEVICES}
-    assert all(s.data.shape == ({ITERATIONS}, per_device, 32, 32, 1) for s in shards), (
-        [s.data.shape for s in shards])
-    states, fused_metrics = multi_step(states, stacked, jax.random.key(1), 0)
-    for leaf in jax.tree_util.tree_leaves(states):
-      assert leaf.sharding.is_fully_replicated, ("fused", leaf.sharding)
-      assert len(leaf.sharding.device_set) == {NUM_DEVICES}, leaf.sharding
-    for key, value in fused_metrics.items():
-      assert value.shape == ({ITERATIONS},) and value.sharding.is_fully_replicated, (key, value)
-      assert np.all(np.isfinite(jax.device_get(value))), (key, value)
+      # Shape-first init with out_shardings: every state starts replicated on the mesh.
+      states = lpaae_jax.create_states(config, jax.random.key(0), state_sharding)
+      assert all(leaf.sharding == state_sharding for leaf in jax.tree_util.tree_leaves(states))
+      # steps_per_jit: {ITERATIONS} iterations in one call; stacked batches split on axis 1.
+      multi_step = lpaae_jax.make_train_steps(config, state_sharding=state_sharding,
+                                              batch_sharding=batch_sharding).iterations
+      stacked_sharding = train_steps.stacked_sharding(batch_sharding)
+      assert stacked_sharding.spec == PartitionSpec(None, "data"), stacked_sharding
+      stacked = jax.make_array_from_process_local_data(
+          stacked_sharding, stack_batches([jax.device_get(random_batch(i))
+                                           for i in range({ITERATIONS})]))
+      shards = stacked["image"].addressable_shards
+      assert len({{s.device for s in shards}}) == {NUM_DEVICES}
+      assert all(s.data.shape == ({ITERATIONS}, per_device, 32, 32, 1) for s in shards), (
+          [s.data.shape for s in shards])
+      states, fused_metrics = multi_step(states, stacked, jax.random.key(1), 0)
+      for leaf in jax.tree_util.tree_leaves(states):
+        assert leaf.sharding.is_fully_replicated, ("fused", leaf.sharding)
+        assert len(leaf.sharding.device_set) == {NUM_DEVICES}, leaf.sharding
+      for key, value in fused_metrics.items():
+        assert value.shape == ({ITERATIONS},) and value.sharding.is_fully_replicated, (key, value)
+        assert np.all(np.isfinite(jax.device_get(value))), (key, value)
 
-    # conv.py's matmul kernel gradient (the 1x1 projections') with the batch split over the
-    # mesh: a sum across devices, replicated like the parameters.
-    import jax.numpy as jnp
-    from jax import lax
-    from lpaae_jax import conv as conv_lib
-    rng = np.random.default_rng(0)
-    x = jax.device_put(rng.normal(size=(16, 16, 16, 4)).astype(np.float32), batch_sharding)
-    w = jax.device_put(rng.normal(size=(1, 1, 4, 32)).astype(np.float32), state_sharding)
-    assert conv_lib.matmul_kernel_gradient_is_faster(x.shape, w.shape, (1, 1), ((0, 0),) * 2)
-    def conv_loss(conv):
-      return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1), "SAME",
-                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))))
-    expected = jax.jit(jax.grad(conv_loss(lax.conv_general_dilated), (0, 1)))(x, w)
-    got = jax.jit(jax.grad(conv_loss(conv_lib.conv_general_dilated), (0, 1)))(x, w)
-    assert got[0].sharding.is_equivalent_to(x.sharding, x.ndim), got[0].sharding
-    assert got[1].sharding.is_fully_replicated, got[1].sharding
-    for a, b in zip(got, expected):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+      # conv.py's matmul kernel gradient (the 1x1 projections') with the batch split over the
+      # mesh: a sum across devices, replicated like the parameters.
+      import jax.numpy as jnp
+      from jax import lax
+      from lpaae_jax import conv as conv_lib
+      rng = np.random.default_rng(0)
+      x = jax.device_put(rng.normal(size=(16, 16, 16, 4)).astype(np.float32), batch_sharding)
+      w = jax.device_put(rng.normal(size=(1, 1, 4, 32)).astype(np.float32), state_sharding)
+      assert conv_lib.matmul_kernel_gradient_is_faster(x.shape, w.shape, (1, 1), ((0, 0),) * 2)
+      def conv_loss(conv):
+        return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1), "SAME",
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))))
+      expected = jax.jit(jax.grad(conv_loss(lax.conv_general_dilated), (0, 1)))(x, w)
+      got = jax.jit(jax.grad(conv_loss(conv_lib.conv_general_dilated), (0, 1)))(x, w)
+      assert got[0].sharding.is_equivalent_to(x.sharding, x.ndim), got[0].sharding
+      assert got[1].sharding.is_fully_replicated, got[1].sharding
+      for a, b in zip(got, expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 
-    def excess(x, y):  # max of |x - y| - (atol + rtol |y|): <= 0 means allclose
-      return float((np.abs(x - y) - ({MESH_ATOL} + {MESH_RTOL} * np.abs(y))).max())
+      def excess(x, y):  # max of |x - y| - (atol + rtol |y|): <= 0 means allclose
+        return float((np.abs(x - y) - ({MESH_ATOL} + {MESH_RTOL} * np.abs(y))).max())
 
-    out = {{"metrics_excess": -1.0, "batch_stats_excess": -1.0, "batch_stats_max_abs": 0.0,
-            "param_max_abs": 0.0, "param_outside": 0, "param_total": 0, "worst_param": ""}}
-    for index, (m8, m1) in enumerate(zip(history["mesh"], history["single"])):
-      assert m8.keys() == m1.keys()
-      for key in m8:
-        rel = float(abs(m8[key] - m1[key]) / max(abs(m1[key]), 1e-3))
-        out.setdefault("metrics_rel_by_step", [0.0] * len(history["mesh"]))
-        out["metrics_rel_by_step"][index] = max(out["metrics_rel_by_step"][index], rel)
-        if excess(m8[key], m1[key]) > out["metrics_excess"]:
-          out["metrics_excess"] = excess(m8[key], m1[key])
-          out["worst_metric"] = f"step {{index}} {{key}}: {{m8[key]}} vs {{m1[key]}}"
-    for network in {NETWORKS!r}:
-      a, b = getattr(runs["mesh"], network), getattr(runs["single"], network)
-      if b is None:
-        continue
-      for x, y in zip(jax.tree_util.tree_leaves(a.batch_stats),
-                      jax.tree_util.tree_leaves(b.batch_stats)):
-        out["batch_stats_excess"] = max(out["batch_stats_excess"], excess(x, y))
-        out["batch_stats_max_abs"] = max(out["batch_stats_max_abs"],
-                                         float(np.abs(x - y).max()))
-      for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a.params)[0],
-                              jax.tree_util.tree_leaves(b.params)):
-        diff = np.abs(x - y)
-        out["param_outside"] += int((diff > {MESH_ATOL} + {MESH_RTOL} * np.abs(y)).sum())
-        out["param_total"] += int(diff.size)
-        if diff.max() > out["param_max_abs"]:
-          out["param_max_abs"] = float(diff.max())
-          out["worst_param"] = network + jax.tree_util.keystr(path)
-    out["learning_rate"] = float(config.optim.learning_rate)
-    print(json.dumps(out))
+      out = {{"metrics_excess": -1.0, "batch_stats_excess": -1.0, "batch_stats_max_abs": 0.0,
+              "param_max_abs": 0.0, "param_outside": 0, "param_total": 0, "worst_param": ""}}
+      for index, (m8, m1) in enumerate(zip(history["mesh"], history["single"])):
+        assert m8.keys() == m1.keys()
+        for key in m8:
+          rel = float(abs(m8[key] - m1[key]) / max(abs(m1[key]), 1e-3))
+          out.setdefault("metrics_rel_by_step", [0.0] * len(history["mesh"]))
+          out["metrics_rel_by_step"][index] = max(out["metrics_rel_by_step"][index], rel)
+          if excess(m8[key], m1[key]) > out["metrics_excess"]:
+            out["metrics_excess"] = excess(m8[key], m1[key])
+            out["worst_metric"] = f"step {{index}} {{key}}: {{m8[key]}} vs {{m1[key]}}"
+      for network in {NETWORKS!r}:
+        a, b = getattr(runs["mesh"], network), getattr(runs["single"], network)
+        if b is None:
+          continue
+        for x, y in zip(jax.tree_util.tree_leaves(a.batch_stats),
+                        jax.tree_util.tree_leaves(b.batch_stats)):
+          out["batch_stats_excess"] = max(out["batch_stats_excess"], excess(x, y))
+          out["batch_stats_max_abs"] = max(out["batch_stats_max_abs"],
+                                           float(np.abs(x - y).max()))
+        for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a.params)[0],
+                                jax.tree_util.tree_leaves(b.params)):
+          diff = np.abs(x - y)
+          out["param_outside"] += int((diff > {MESH_ATOL} + {MESH_RTOL} * np.abs(y)).sum())
+          out["param_total"] += int(diff.size)
+          if diff.max() > out["param_max_abs"]:
+            out["param_max_abs"] = float(diff.max())
+            out["worst_param"] = network + jax.tree_util.keystr(path)
+      out["learning_rate"] = float(config.optim.learning_rate)
+      print(json.dumps(out))
+
+    for fast_paths in sys.argv[1].split(","):  # one interpreter start for both paths
+      measure(fast_paths)
     """)
 
 
-@pytest.mark.parametrize("fast_paths", ["auto", "xla"])  # CI's CPU path; GPUs' and TPUs'
-def test_eight_device_mesh_matches_one_device(fast_paths):
+def test_eight_device_mesh_matches_one_device():
   """BatchNorm statistics are over the global batch, as on one device; single and fused
-  (steps_per_jit: a rolled lax.scan on the "xla" path) steps run on the mesh.
+  steps run on the mesh. Both compute paths: "auto" (the CPU formulations, CI's) and "xla"
+  (XLA's own layers and the rolled lax.scan, what GPUs and TPUs run).
 
   Not bit-exact: under the mesh the batch reductions (BatchNorm moments, loss means,
   gradient sums over the batch) are split into per-device partial sums combined by an
@@ -181,20 +185,23 @@ def test_eight_device_mesh_matches_one_device(fast_paths):
              XLA_FLAGS=subprocess_xla_flags(NUM_DEVICES),
              JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
   # JAX_COMPILATION_CACHE_DIR (set by conftest) is inherited, so compiles are cached.
-  result = subprocess.run([sys.executable, "-c", _MESH_SCRIPT, fast_paths], env=env,
-                          cwd=str(ROOT),
-                          capture_output=True, text=True, timeout=300, check=False)
+  result = subprocess.run([sys.executable, "-c", _MESH_SCRIPT, "auto,xla"], env=env,
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=600,
+                          check=False)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-  measured = json.loads(result.stdout.strip().splitlines()[-1])
-  print(f"\n8-device vs 1-device after {ITERATIONS} iterations ({fast_paths}): {measured}")
-  first, *later = measured["metrics_rel_by_step"]
-  # Global-batch BatchNorm: identical first-step losses (per-device: ~1e-2 off).
-  assert first <= FIRST_STEP_LOSS_RTOL, measured
-  assert max(later) <= LATER_STEP_LOSS_RTOL, measured
-  assert measured["batch_stats_max_abs"] <= BATCH_STATS_ATOL, measured
-  assert measured["param_max_abs"] <= PARAM_MAX_ABS_IN_LR * measured["learning_rate"], measured
-  assert (measured["param_outside"]
-          <= PARAM_MAX_OUTSIDE_FRACTION * measured["param_total"]), measured
+  lines = result.stdout.strip().splitlines()[-2:]
+  for fast_paths, line in zip(("auto", "xla"), lines):
+    measured = json.loads(line)
+    print(f"\n8-device vs 1-device after {ITERATIONS} iterations ({fast_paths}): {measured}")
+    first, *later = measured["metrics_rel_by_step"]
+    # Global-batch BatchNorm: identical first-step losses (per-device: ~1e-2 off).
+    assert first <= FIRST_STEP_LOSS_RTOL, (fast_paths, measured)
+    assert max(later) <= LATER_STEP_LOSS_RTOL, (fast_paths, measured)
+    assert measured["batch_stats_max_abs"] <= BATCH_STATS_ATOL, (fast_paths, measured)
+    assert (measured["param_max_abs"]
+            <= PARAM_MAX_ABS_IN_LR * measured["learning_rate"]), (fast_paths, measured)
+    assert (measured["param_outside"]
+            <= PARAM_MAX_OUTSIDE_FRACTION * measured["param_total"]), (fast_paths, measured)
 
 
 # bf16 vs f32 losses over 3 iterations: measured max relative difference 0.022 with the CPU
@@ -219,7 +226,8 @@ def _run(compute_dtype, fast_paths="auto", iterations=3):
 
 @pytest.mark.parametrize("fast_paths", ["auto", "xla"])
 def test_bfloat16_compute_tracks_float32(fast_paths):
-  states32, history32 = _run("float32", fast_paths)
+  # One float32 reference (the paths compute the same function: models_test, conv_test).
+  states32, history32 = _run("float32")
   states16, history16 = _run("bfloat16", fast_paths)
   assert states16.spec.compute_dtype == "bfloat16"
   for network in NETWORKS:
