@@ -101,9 +101,9 @@ def _unloadable_config_file(name: str, flag) -> Optional[config_validation.Confi
                                          f"({reason}).")
 
 
-def config_arguments(argv: list[str], name: str) -> tuple[Optional[str], list[str]]:
-  """From argv: the value of --NAME (a config file, perhaps with ':argument') and the field
-  paths its --NAME.<path> overrides name."""
+def flag_and_subfields(argv: list[str], name: str) -> tuple[Optional[str], list[str]]:
+  """From argv: the value of --NAME (e.g. a config file, perhaps with ':argument') and the
+  dotted paths that --NAME.<path> overrides name."""
   spec, paths = None, []
   for i, arg in enumerate(argv):
     if arg == f"--{name}" and i + 1 < len(argv):
@@ -150,7 +150,7 @@ def _misspelt_override(argv: list[str], name: str = "config"
                        ) -> Optional[config_validation.ConfigError]:
   """A --config.<path> override that names no field of the config: the path and the
   nearest real field, in one line (ml_collections raises a bare KeyError/AttributeError)."""
-  spec, paths = config_arguments(argv, name)
+  spec, paths = flag_and_subfields(argv, name)
   if spec is None or name not in FLAGS:
     return None
   try:

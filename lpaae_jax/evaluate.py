@@ -633,8 +633,8 @@ def main(argv):
 def with_stored_config(argv: list[str]) -> list[str]:
   """`--config.<field>=...` overrides without `--config` override the run's stored config:
   argv with `--config=<lpaae_jax/stored_config.py>:WORKDIR` added."""
-  config_file, overrides = cli.config_arguments(argv, "config")
-  workdir, _ = cli.config_arguments(argv, "workdir")
+  config_file, overrides = cli.flag_and_subfields(argv, "config")
+  workdir, _ = cli.flag_and_subfields(argv, "workdir")
   if config_file is not None or not overrides or workdir is None:
     return argv
   return [argv[0], f"--config={stored_config.__file__}:{workdir}", *argv[1:]]
