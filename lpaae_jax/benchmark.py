@@ -20,7 +20,7 @@ Measures, at the config's width, batch and compute_dtype:
     with the plain layers (fast_paths off: direct convolutions), the achieved FLOP/s, and
     the roofline fraction: achieved FLOP/s / this device's dense matmul FLOP/s measured in
     the same run (float32 on CPU, the config's compute_dtype on accelerators). A CPU
-    formulation that saves multiplies (conv.py's Winograd convolutions) shows as a higher
+    formulation that saves multiplies (cpu/conv.py's Winograd convolutions) shows as a higher
     achieved rate, as MFU counts it (the executables' own counts: `executed_gflops`),
   * the training loop's images/s (`train.train_and_evaluate` for `--loop_steps` steps on
     mock data, or on the real dataset when its data_dir has it), without its first logging
@@ -52,14 +52,15 @@ import ml_collections
 from ml_collections import config_flags
 
 import lpaae_jax
+from lpaae_jax import backend
 from lpaae_jax import cli
 from lpaae_jax import config_validation
-from lpaae_jax import cpu_malloc
 from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import states as states_lib
 from lpaae_jax import train
 from lpaae_jax import train_steps
+from lpaae_jax.cpu import malloc
 
 def _define_flags() -> dict:
   # Only when run as a command: importing this module must not claim global flag names
@@ -133,7 +134,8 @@ def model_flops(step_jit, config: ml_collections.ConfigDict, batch, key,
   placed by `state_sharding`. XLA counts a convolution's multiply-adds over real input
   positions, so nn.ConvTranspose counts as its sub-pixel form does; Winograd's fewer
   multiplies do not lower the count."""
-  plain_spec = dataclasses.replace(models.ModelSpec.from_config(config), cpu_fast_paths=False)
+  plain_spec = dataclasses.replace(models.ModelSpec.from_config(config),
+                                   backend=backend.Backend(cpu=False))
   shapes = jax.eval_shape(lambda k: states_lib.init_states(
       plain_spec, states_lib.make_optimizers(config), k), jax.random.key(0))
   shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
@@ -344,9 +346,9 @@ def environment(config: ml_collections.ConfigDict) -> dict[str, Any]:
       "batch_size": config.batch_size, "compute_dtype": config.compute_dtype,
       "fast_paths": config.fast_paths,
       # What the steps compile with (the CPU fast paths' options, or none).
-      "compiler_options": dict(models.train_step_compiler_options(
+      "compiler_options": dict(train_steps.step_compiler_options(
           models.ModelSpec.from_config(config), config.batch_size)),
-      "malloc": cpu_malloc.malloc_library(),
+      "malloc": malloc.malloc_library(),
   }
 
 
@@ -358,8 +360,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, repeats: int = 5, warmup
     raise ValueError(f"Need repeats >= 1, warmup >= 0 and loop_steps >= 0; got {repeats}, "
                      f"{warmup}, {loop_steps}.")
   config_validation.validate_config(config)  # before anything compiles
-  if models.cpu_fast_paths(config.fast_paths):
-    cpu_malloc.keep_freed_memory()  # as train_and_evaluate does
+  backend.from_config(config).configure_process()  # as train_and_evaluate does
   # Exactly the loop's shardings and steps, so the loop reuses the executables compiled here.
   state_sharding, batch_sharding = train.create_mesh_shardings(config)
   steps = train.make_loop_steps(config, state_sharding, batch_sharding)

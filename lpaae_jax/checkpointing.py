@@ -66,7 +66,7 @@ def run_metadata(config: ml_collections.ConfigDict, step: int) -> dict[str, Any]
           # parameters: a run trained with them restores without them (e.g. on a GPU).
           "model_spec": {k: list(v) if isinstance(v, tuple) else v
                          for k, v in dataclasses.asdict(spec).items()
-                         if k != "cpu_fast_paths"}}
+                         if k != "backend"}}
 
 
 def save(manager: ocp.CheckpointManager, step: int, states: states_lib.States,

@@ -77,13 +77,13 @@ from clu import metric_writers
 from ml_collections import config_flags
 
 import lpaae_jax
+from lpaae_jax import backend
 from lpaae_jax import checkpointing
 from lpaae_jax import cli
 from lpaae_jax import errors
 from lpaae_jax import file_utils
 from lpaae_jax import forward
 from lpaae_jax import input_pipeline
-from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import stored_config
 from lpaae_jax.evaluation import (artifacts, disentanglement, figures, inception, judge,
@@ -271,20 +271,11 @@ def _inception_fn_cached(weights_path: str, batch_size: int, compiler_options=()
           "fc" in variables["params"])
 
 
-# With the CPU fast paths, InceptionV3 runs on this many images at a time: on XLA:CPU a
-# 299x299 batch of 100 overflows the caches and runs at half the images per second of
-# batches of 1-10 (experiments/benchmark/inception_batch_cpu.txt).
-CPU_INCEPTION_BATCH_SIZE = 2
-
-
 def inception_batch_size(config: ml_collections.ConfigDict) -> int:
-  """Images per InceptionV3 call: eval.batch_size, capped at CPU_INCEPTION_BATCH_SIZE where
-  config.fast_paths picks the CPU formulations. Features do not depend on it (the network is
-  evaluated image by image: running BatchNorm averages)."""
-  batch_size = int(config.eval.batch_size)
-  if models.cpu_fast_paths(config.get("fast_paths", "auto")):
-    return min(batch_size, CPU_INCEPTION_BATCH_SIZE)
-  return batch_size
+  """Images per InceptionV3 call: eval.batch_size, capped by the backend
+  (`Backend.inception_batch_size`). Features do not depend on it (the network is evaluated
+  image by image: running BatchNorm averages)."""
+  return backend.from_config(config).inception_batch_size(int(config.eval.batch_size))
 
 
 def load_inception_fn(config: ml_collections.ConfigDict):
@@ -293,7 +284,7 @@ def load_inception_fn(config: ml_collections.ConfigDict):
       config.eval.get("inception_weights")))
   fn, has_logits = _inception_fn_cached(
       weights_path, inception_batch_size(config),
-      models.compiler_options(models.cpu_fast_paths(config.get("fast_paths", "auto"))))
+      backend.from_config(config).compiler_options())
   return fn, has_logits, weights_path
 
 

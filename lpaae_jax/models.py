@@ -5,30 +5,28 @@ Image size, channels, width multiplier and code/noise dims are module fields, so
 CIFAR-10 and SVHN build the same classes with different numbers. Parameters are float32;
 `dtype` sets the activation (compute) dtype. Discriminators return logits.
 
-`cpu_fast_paths` (a field of each conv-holding module, set from `config.fast_paths` by
-`ModelSpec` below, the one place that reads it) swaps in XLA:CPU-friendly formulations of
-the same functions with the same parameter names: `nn.Conv` with `conv.conv_general_dilated`
-(tap-by-tap matmul kernel gradients, Winograd and thin 3x3 convolutions) and
-`SubPixelConvTranspose` for `nn.ConvTranspose`.
-False (the default, and what `auto` gives on GPUs and TPUs) builds plain Flax layers; a
-checkpoint loads either way.
+The convolution is a field of each conv-holding module (`conv`, an nn.Conv-like class, and
+`conv_transpose`, the 4x4 stride-2 transposed conv's function), as flax's
+examples/imagenet passes `conv` to its ResNet: `ModelSpec` fills them from its
+`backend.Backend` (the XLA:CPU formulations or plain Flax layers); parameter names and
+functions are the same either way, so a checkpoint loads under both.
 """
 
 import dataclasses
 import functools
-import logging
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from lpaae_jax import backend as backend_lib
 from lpaae_jax import config_validation
-from lpaae_jax import conv as conv_lib
 
 Dtype = Any
+ModuleDef = Any
 
 # The decoder starts from, and the encoder ends at, a 4x4 feature map (DESIGN §1).
 BASE_RESOLUTION = 4
@@ -52,32 +50,15 @@ def _batch_norm(train: bool, momentum: float, dtype: Dtype) -> nn.BatchNorm:
                       dtype=dtype, param_dtype=jnp.float32)
 
 
-# nn.Conv (same parameters, names and initialisers) with conv.py's CPU formulations.
-_CpuConv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
-
-
-def conv_layer(cpu_fast_paths: bool):
-  """The 2-D convolution class: nn.Conv, or the same layer with conv.py's formulations."""
-  return _CpuConv if cpu_fast_paths else nn.Conv
-
-
-class SubPixelConvTranspose(nn.Module):
-  """`nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")`, as 2x2 convs.
-
-  Same function, parameters (`kernel` (4, 4, Cin, F), `bias` (F,)) and initialisers as
-  that layer; only the evaluation differs, because XLA:CPU runs transposed convs roughly
-  an order of magnitude slower per FLOP than ordinary ones. `lax.conv_transpose` with
-  SAME padding and `transpose_kernel=False` pads the 2x-dilated input by 2 each side and
-  does not flip the kernel, so along each spatial axis output 2m+p (p = 0, 1) is
-  x[m-1+p] w[p] + x[m+p] w[p+2]: a 2x2 conv with taps w[p::2], padded (1-p, p). The four
-  output phases are interleaved (depth-to-space). Four separate convs measured faster on
-  CPU than one 4F-channel conv (2x2 on a 1-padded input, or a zero-filled 3x3). The input
-  gradient is the transposed conv's own, a stride-2 conv (`conv.sub_pixel_conv_transpose`).
-  Inputs are NHWC with a single batch axis.
-  """
+class TransposedConv(nn.Module):
+  """`nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")`: the same
+  parameters (`kernel` (4, 4, Cin, F), `bias` (F,)) and initialisers, computed by
+  `conv_transpose` (`Backend.conv_transpose`: lax's, or the XLA:CPU sub-pixel convs).
+  NHWC inputs."""
   features: int
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  conv_transpose: Callable = backend_lib.conv_transpose_4x4_stride2
   kernel_init: Any = nn.initializers.lecun_normal()  # nn.ConvTranspose's defaults
   bias_init: Any = nn.initializers.zeros_init()
 
@@ -87,8 +68,7 @@ class SubPixelConvTranspose(nn.Module):
                         self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_lib.sub_pixel_conv_transpose(x, kernel)
-    return y + bias
+    return self.conv_transpose(x, kernel) + bias
 
 
 def nearest_upsampling_kernel(kernel):
@@ -96,7 +76,7 @@ def nearest_upsampling_kernel(kernel):
   unflipped) that equals a 3x3 SAME conv with `kernel` (3, 3, C, F) applied after nearest
   2x upsampling. Along each axis output 2m takes w0 x[m-1] + (w1 + w2) x[m] and output
   2m+1 takes (w0 + w1) x[m] + w2 x[m+1], i.e. the transposed conv's taps
-  [w0, w0 + w1, w1 + w2, w2] (see SubPixelConvTranspose): the resize-conv at the
+  [w0, w0 + w1, w1 + w2, w2]: the resize-conv at the
   transposed conv's cost, and both output phases sum the same taps, so no checkerboard."""
   def four_taps(k, axis):
     k0, k1, k2 = jnp.split(k, 3, axis=axis)
@@ -108,11 +88,11 @@ class ResizeConv(nn.Module):
   """Nearest 2x upsampling then a 3x3 SAME conv (Odena et al. 2016's fix for the
   transposed conv's checkerboard), evaluated as the equivalent transposed conv
   (`nearest_upsampling_kernel`): parameters `kernel` (3, 3, C, F) and `bias` (F,), as an
-  nn.Conv's; `cpu_fast_paths` computes it by sub-pixel convs (conv.py). NHWC inputs."""
+  nn.Conv's; `conv_transpose` computes it (see `TransposedConv`). NHWC inputs."""
   features: int
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
-  cpu_fast_paths: bool = False
+  conv_transpose: Callable = backend_lib.conv_transpose_4x4_stride2
   kernel_init: Any = nn.initializers.lecun_normal()  # nn.Conv's defaults
   bias_init: Any = nn.initializers.zeros_init()
 
@@ -122,13 +102,7 @@ class ResizeConv(nn.Module):
                         self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    kernel = nearest_upsampling_kernel(kernel)
-    if self.cpu_fast_paths:
-      y = conv_lib.sub_pixel_conv_transpose(x, kernel)
-    else:
-      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + bias
+    return self.conv_transpose(x, nearest_upsampling_kernel(kernel)) + bias
 
 
 UPSAMPLINGS = config_validation.UPSAMPLINGS
@@ -139,9 +113,8 @@ class ResBlock(nn.Module):
 
   `resample="down"` makes the first conv 3x3 stride 2 (encoder); `"up"` makes it a 2x
   upsampling conv (decoder): `upsampling="transposed"` the 4x4 stride-2 transposed conv of
-  DESIGN §1's table (with `cpu_fast_paths` computed as sub-pixel convolutions by
-  `SubPixelConvTranspose`, because XLA:CPU's transposed conv is slow; both name their
-  parameters `ConvTranspose_0`), `"resize_conv"` nearest upsampling then a 3x3 conv
+  DESIGN §1's table (`TransposedConv`, parameters named `ConvTranspose_0` as
+  nn.ConvTranspose's), `"resize_conv"` nearest upsampling then a 3x3 conv
   (`ResizeConv`, ours). `batch_norm` (ours) normalises each conv's output before its ReLU
   (the second conv's before the sum). When resolution or channels change, the skip is a
   learned 1x1 projection after average-pooling / before nearest upsampling (ours; the
@@ -150,27 +123,26 @@ class ResBlock(nn.Module):
   features: int
   resample: str = "none"  # none | down | up
   dtype: Dtype = jnp.float32
-  cpu_fast_paths: bool = False
+  conv: ModuleDef = nn.Conv
+  conv_transpose: Callable = backend_lib.conv_transpose_4x4_stride2
   upsampling: str = "transposed"
   batch_norm: bool = False
   bn_momentum: float = 0.9
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = lambda f, k, s=1: conv_layer(self.cpu_fast_paths)(
+    conv = lambda f, k, s=1: self.conv(
         f, (k, k), strides=(s, s), padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
     norm = ((lambda h: _batch_norm(train, self.bn_momentum, self.dtype)(h))
             if self.batch_norm else (lambda h: h))
     if self.resample == "down":
       h = conv(self.features, 3, 2)(x)
     elif self.resample == "up" and self.upsampling == "resize_conv":
-      h = ResizeConv(self.features, dtype=self.dtype, cpu_fast_paths=self.cpu_fast_paths,
+      h = ResizeConv(self.features, dtype=self.dtype, conv_transpose=self.conv_transpose,
                      name="ResizeConv_0")(x)
     elif self.resample == "up" and self.upsampling == "transposed":
-      transposed = SubPixelConvTranspose if self.cpu_fast_paths else functools.partial(
-          nn.ConvTranspose, kernel_size=(4, 4), strides=(2, 2), padding="SAME")
-      h = transposed(self.features, dtype=self.dtype, param_dtype=jnp.float32,
-                     name="ConvTranspose_0")(x)
+      h = TransposedConv(self.features, dtype=self.dtype, conv_transpose=self.conv_transpose,
+                         name="ConvTranspose_0")(x)
     elif self.resample == "none":
       h = conv(self.features, 3)(x)
     else:
@@ -203,7 +175,7 @@ def upsample_nearest_2x(x):
   size), as a broadcast: its gradient sums 2x2 blocks instead of scattering."""
   batch, height, width, channels = x.shape
   y = jnp.broadcast_to(x[:, :, None, :, None, :], (batch, height, 2, width, 2, channels))
-  # Only the batch axis is ever split (see SubPixelConvTranspose's reshape).
+  # Only the batch axis is ever split, so the output keeps the input's sharding.
   return jnp.reshape(y, (batch, 2 * height, 2 * width, channels),
                      out_sharding=jax.typeof(x).sharding)
 
@@ -215,17 +187,17 @@ class Encoder(nn.Module):
   image_size: int = 32
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
-  cpu_fast_paths: bool = False
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, train: bool):
     x = x.astype(self.dtype)
-    x = nn.relu(conv_layer(self.cpu_fast_paths)(self.width, (3, 3), padding="SAME",
-                                                 dtype=self.dtype, param_dtype=jnp.float32)(x))
-    x = ResBlock(self.width, dtype=self.dtype, cpu_fast_paths=self.cpu_fast_paths)(x, train)
+    x = nn.relu(self.conv(self.width, (3, 3), padding="SAME", dtype=self.dtype,
+                          param_dtype=jnp.float32)(x))
+    x = ResBlock(self.width, dtype=self.dtype, conv=self.conv)(x, train)
     for level in range(1, num_resolution_levels(self.image_size) + 1):
       x = ResBlock(level_width(self.width, level), "down", dtype=self.dtype,
-                   cpu_fast_paths=self.cpu_fast_paths)(x, train)
+                   conv=self.conv)(x, train)
     x = jnp.mean(x, axis=(1, 2))  # global average pool over the 4x4 map
     x = nn.Dense(2 * self.code_dim, dtype=self.dtype, param_dtype=jnp.float32)(x)
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
@@ -243,9 +215,10 @@ class Decoder(nn.Module):
   image_size: int = 32
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
-  cpu_fast_paths: bool = False
   upsampling: str = "transposed"
   block_norm: str = "none"
+  conv: ModuleDef = nn.Conv
+  conv_transpose: Callable = backend_lib.conv_transpose_4x4_stride2
 
   @nn.compact
   def __call__(self, z, train: bool):
@@ -257,11 +230,11 @@ class Decoder(nn.Module):
     x = x.reshape(z.shape[0], BASE_RESOLUTION, BASE_RESOLUTION, base_width)
     x = nn.relu(_batch_norm(train, self.bn_momentum, self.dtype)(x))
     for level in reversed(range(levels)):
-      x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype,
-                   cpu_fast_paths=self.cpu_fast_paths, upsampling=self.upsampling,
+      x = ResBlock(level_width(self.width, level), "up", dtype=self.dtype, conv=self.conv,
+                   conv_transpose=self.conv_transpose, upsampling=self.upsampling,
                    batch_norm=self.block_norm == "batch", bn_momentum=self.bn_momentum)(x, train)
-    x = conv_layer(self.cpu_fast_paths)(self.channels, (3, 3), padding="SAME",
-                                        dtype=self.dtype, param_dtype=jnp.float32)(x)
+    x = self.conv(self.channels, (3, 3), padding="SAME", dtype=self.dtype,
+                  param_dtype=jnp.float32)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -295,11 +268,11 @@ class ImageDiscriminator(nn.Module):
   hidden: int = 1000
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
-  cpu_fast_paths: bool = False
   # ours (SPEC §1): "batch", the table's BatchNorm after conv layers 2 and 3, each batch
   # normalised by its own statistics; "none"; "spectral": every layer's weights divided by
   # their spectral norm (Miyato et al. 2018; power-iteration state in batch_stats).
   norm: str = "batch"
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -309,9 +282,8 @@ class ImageDiscriminator(nn.Module):
       return module(inputs)
 
     def conv_block(features, inputs, batch_norm: bool):
-      h = layer(conv_layer(self.cpu_fast_paths)(
-          features, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
-          param_dtype=jnp.float32), inputs)
+      h = layer(self.conv(features, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                          param_dtype=jnp.float32), inputs)
       if batch_norm and self.norm == "batch":
         h = _batch_norm(train, self.bn_momentum, self.dtype)(h)
       return nn.leaky_relu(h, LEAKY_SLOPE)
@@ -348,77 +320,6 @@ class CodeDiscriminator(nn.Module):
 # --------------------------------------------------------------- building them from a config
 
 
-def cpu_fast_paths(fast_paths: str) -> bool:
-  """config.fast_paths -> whether to use the XLA:CPU formulations; the one place that reads
-  the switch and the backend. "cpu": conv.py's matmul kernel gradients and Winograd
-  3x3 convolutions, sub-pixel transposed convs, XLA's own convolutions and temporaries in heaps (`compiler_options`),
-  unrolled fused iterations, a cheap compile of the initialisation, small InceptionV3
-  batches (`evaluate.inception_batch_size`) and glibc keeping freed memory in training
-  processes (`cpu_malloc`), each measured faster on XLA:CPU
-  (experiments/benchmark/NOTEBOOK.md); "xla": plain Flax layers and XLA's defaults;
-  "auto": "cpu" on the CPU backend, "xla" on GPUs and TPUs."""
-  if fast_paths == "auto":
-    return jax.default_backend() == "cpu"
-  return fast_paths == "cpu"
-
-
-# XLA:CPU hands convolutions, dots and elementwise fusions to YNNPACK by default; its
-# stand-alone 3x3 convolutions ran the networks' full-resolution layers up to 2x slower
-# than XLA's own (Eigen) ones. With the CPU fast paths YNNPACK takes dots, elementwise
-# fusions (with the convolution they consume, e.g. a conv + bias + ReLU, which measured as
-# fast as Eigen's conv alone) and reductions (the bias and BatchNorm gradients, which XLA
-# emits as slow reduce-windows); every other convolution is XLA's own. Train iterations
-# 17% faster than XLA's defaults at width 64, 8% at 16, 1% at 8 without the reductions,
-# which then took off 6%, 5% and 3% more; InceptionV3 1.2-1.5x
-# (experiments/benchmark/NOTEBOOK.md).
-CPU_COMPILER_OPTIONS = (
-    ("xla_cpu_experimental_ynn_fusion_type",
-     "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
-     "LIBRARY_FUSION_TYPE_REDUCE"),)
-
-# XLA:CPU allocates an execution's temporaries as one block (~90 MB per phase at width 16)
-# that glibc's malloc maps fresh and unmaps on every call, so its first touch page-faults
-# (45,000 faults per iteration at width 16). Split into heaps below the 32 MiB up to which
-# glibc keeps freed blocks for reuse, about half of those faults go and iterations ran
-# faster: medians 191 -> 159 ms at width 8, 340 -> 302 at 16, 2971 -> 2860 at 64, in
-# separate alternating processes (experiments/benchmark/temp_heaps_ab.sh). A heap holds
-# at least the largest buffer (`compiler_options`' largest_buffer_bytes). jax 0.10.2 cannot
-# write an executable with several heaps to its persistent compilation cache (it warns).
-CPU_TEMP_HEAP_BYTES = 16 * 2**20
-_TEMP_HEAP_OPTION = "xla_multiheap_size_constraint_per_heap"
-
-
-@functools.lru_cache(maxsize=None)
-def compiler_options(cpu_fast_paths_on: bool,
-                     largest_buffer_bytes: int = 0) -> tuple[tuple[str, Any], ...]:
-  """The XLA compiler options of the train steps and InceptionV3 (as hashable pairs): with
-  the CPU fast paths, CPU_COMPILER_OPTIONS and temporaries split into heaps of
-  max(CPU_TEMP_HEAP_BYTES, largest_buffer_bytes) (XLA logs a warning for each buffer larger
-  than a heap), each where this jaxlib knows it (they are experimental flags); else none."""
-  if not cpu_fast_paths_on:
-    return ()
-  heap_bytes = min(max(CPU_TEMP_HEAP_BYTES, largest_buffer_bytes), 2**31 - 1)  # an int32
-  accepted = []
-  for option in CPU_COMPILER_OPTIONS + ((_TEMP_HEAP_OPTION, heap_bytes),):
-    try:
-      jax.jit(lambda x: x + 1, compiler_options=dict([option])).lower(
-          jnp.zeros(())).compile()
-    except jax.errors.JaxRuntimeError as error:
-      logging.warning("This jaxlib rejects the CPU compiler option %s (%s); compiling "
-                      "without it.", option, error)
-      continue
-    accepted.append(option)
-  return tuple(accepted)
-
-
-def train_step_compiler_options(spec: "ModelSpec",
-                                batch_size: int) -> tuple[tuple[str, Any], ...]:
-  """`compiler_options` of the train steps: heaps that hold the largest buffer, bounded by
-  a full-resolution activation (the encoder's and decoder's outer levels, float32)."""
-  largest_activation = batch_size * spec.image_size**2 * max(spec.width, spec.channels) * 4
-  return compiler_options(spec.cpu_fast_paths, largest_activation)
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """Static description of the model: everything traced code needs from the config.
@@ -440,8 +341,8 @@ class ModelSpec:
   label_tie: str = "none"
   code_generator_s_scale: float = 1.0  # the one-hot s in the code generator's input
   compute_dtype: str = "float32"
-  # XLA:CPU formulations of the same functions (config.fast_paths; see cpu_fast_paths).
-  cpu_fast_paths: bool = False
+  # How the same functions are computed (config.fast_paths; lpaae_jax/backend.py).
+  backend: backend_lib.Backend = backend_lib.Backend()
   # ours (SPEC §1): the decoder's upsampling conv and block normalisation, D_I's
   # normalisation and width (0: `width`).
   upsampling: str = "transposed"
@@ -463,7 +364,7 @@ class ModelSpec:
                label_tie=model.label_tie if model.condition == "supervised" else "none",
                code_generator_s_scale=float(model.get("code_generator_s_scale", 1.0)),
                compute_dtype=config.compute_dtype,
-               cpu_fast_paths=cpu_fast_paths(config.get("fast_paths", "auto")),
+               backend=backend_lib.from_config(config),
                # Configs from before the fields: the paper's table.
                upsampling=model.get("upsampling", "transposed"),
                decoder_norm=model.get("decoder_norm", "none"),
@@ -514,12 +415,13 @@ class ModelSpec:
   @functools.cache
   def encoder(self) -> Encoder:
     return Encoder(self.width, self.code_dim, self.image_size, self.bn_momentum,
-                   self.dtype, self.cpu_fast_paths)
+                   self.dtype, conv=self.backend.conv)
 
   @functools.cache
   def decoder(self) -> Decoder:
     return Decoder(self.width, self.channels, self.image_size, self.bn_momentum,
-                   self.dtype, self.cpu_fast_paths, self.upsampling, self.decoder_norm)
+                   self.dtype, self.upsampling, self.decoder_norm, conv=self.backend.conv,
+                   conv_transpose=self.backend.conv_transpose)
 
   @functools.cache
   def code_generator(self) -> CodeGenerator:
@@ -529,7 +431,7 @@ class ModelSpec:
   def image_discriminator(self) -> ImageDiscriminator:
     return ImageDiscriminator(self.image_disc_width or self.width, self.num_classes,
                               self.disc_hidden, self.bn_momentum, self.dtype,
-                              self.cpu_fast_paths, self.image_disc_norm)
+                              self.image_disc_norm, conv=self.backend.conv)
 
   @functools.cache
   def code_discriminator(self) -> CodeDiscriminator:

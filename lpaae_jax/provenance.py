@@ -28,7 +28,7 @@ import jax
 import ml_collections
 
 from lpaae_jax import checkpointing
-from lpaae_jax import cpu_malloc
+from lpaae_jax.cpu import malloc
 from lpaae_jax import errors
 from lpaae_jax import file_utils
 
@@ -249,7 +249,7 @@ def record(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The provenance an evaluation's metrics.json carries."""
   result = {"config": json.loads(config_to_json(config))["config"],
             "package_versions": package_versions(), "devices": devices(),
-            "python": platform.python_version(), "malloc": cpu_malloc.malloc_library()}
+            "python": platform.python_version(), "malloc": malloc.malloc_library()}
   commit = git_commit()
   if commit is not None:
     result["git_commit"], result["git_dirty"] = commit["commit"], commit["dirty"]

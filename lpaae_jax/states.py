@@ -112,7 +112,7 @@ def _jitted_init(spec: ModelSpec, optimizers: Optimizers, sharding):
   init = functools.partial(init_states, spec, optimizers)
   shapes = jax.eval_shape(init, jax.random.key(0))
   return jax.jit(init, out_shardings=state_shardings(shapes, sharding),
-                 compiler_options=_init_compiler_options(spec.cpu_fast_paths))
+                 compiler_options=dict(spec.backend.init_compiler_options()) or None)
 
 
 def state_shardings(shapes: States, sharding=None):
@@ -123,10 +123,3 @@ def state_shardings(shapes: States, sharding=None):
   return jax.tree_util.tree_map(lambda _: sharding, shapes)
 
 
-def _init_compiler_options(cpu_fast_paths_on: bool) -> Optional[dict[str, Any]]:
-  """The CPU fast path of the initialisation (config.fast_paths)."""
-  # Initialisation runs once but its RNG-heavy graph takes XLA:CPU ~5x longer to compile
-  # at full optimisation than it takes to run; skip the expensive passes there.
-  if cpu_fast_paths_on:
-    return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-  return None

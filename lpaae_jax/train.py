@@ -10,7 +10,7 @@ resolved config is written to `WORKDIR/config.json` at the start (lpaae_jax.prov
 import os
 import signal
 import time
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,14 +23,13 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 import lpaae_jax
+from lpaae_jax import backend
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
-from lpaae_jax import cpu_malloc
 from lpaae_jax import errors
 from lpaae_jax import evaluate
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
-from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train_steps
 from lpaae_jax.evaluation import artifacts, figures
@@ -272,8 +271,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
       os.rmdir(workdir)  # a failed start leaves no empty workdir behind
     raise
   state_sharding, batch_sharding = create_mesh_shardings(config)
-  if models.cpu_fast_paths(config.fast_paths):
-    cpu_malloc.keep_freed_memory()  # freed step memory serves the next step (cpu_malloc.py)
+  backend.from_config(config).configure_process()
 
   # --- States, steps and data.
   writer = metric_writers.create_default_writer(workdir,

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec
 
-from lpaae_jax import augment, losses, models
+from lpaae_jax import augment, losses
 from lpaae_jax.forward import (apply_fixed, apply_train, code_discriminator_inputs,
                                prior_input_vector, sample_prior_inputs)
 from lpaae_jax.models import ModelSpec
@@ -478,7 +478,15 @@ def make_train_steps(config: ml_collections.ConfigDict, *, state_sharding=None,
   spec = ModelSpec.from_config(config)  # validates before anything is traced
   return _jitted_train_steps(StepHyperparams.from_config(config),
                              config.on_nonfinite == "skip", state_sharding, batch_sharding,
-                             models.train_step_compiler_options(spec, config.batch_size))
+                             step_compiler_options(spec, config.batch_size))
+
+
+def step_compiler_options(spec: ModelSpec,
+                          batch_size: int) -> tuple[tuple[str, Any], ...]:
+  """The backend's compiler options of the train steps: heaps that hold the largest buffer,
+  bounded by a full-resolution activation (the encoder's and decoder's outer levels)."""
+  largest_activation = batch_size * spec.image_size**2 * max(spec.width, spec.channels) * 4
+  return spec.backend.compiler_options(largest_activation)
 
 
 def _phase_steps(hp: StepHyperparams, skip_nonfinite: bool):
@@ -494,12 +502,8 @@ def _phase_steps(hp: StepHyperparams, skip_nonfinite: bool):
 
 def _run_model_iterations(aae_step, prior_step, states, batches, train_key, first_step):
   check_stacked_batches(batches)
-  # With the CPU fast paths, fused iterations are unrolled: XLA:CPU leaves the
-  # weight-gradient convolutions of a while-loop body in non-canonical layouts and emits
-  # them as plain loops (experiments/benchmark/NOTEBOOK.md: a rolled scan ran 12x slower per
-  # iteration). GPUs and TPUs keep the rolled loop, whose compile time does not grow with k.
   return run_iterations(aae_step, prior_step, states, batches, train_key, first_step,
-                        unroll=states.spec.cpu_fast_paths)
+                        unroll=states.spec.backend.unroll_fused_iterations)
 
 
 @functools.lru_cache(maxsize=None)

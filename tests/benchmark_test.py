@@ -1,6 +1,5 @@
 """The benchmark end to end on the tiny config: every table field in the JSON, sane values."""
 
-import dataclasses
 import json
 
 import jax
@@ -13,6 +12,7 @@ from lpaae_jax import benchmark
 from lpaae_jax import models
 from lpaae_jax import states as states_lib
 from lpaae_jax import train
+from lpaae_jax import train_steps
 from tests.helpers import compiled_steps, tiny_config
 
 PHASE_FIELDS = ("ms", "images_per_sec", "compile_s", "gflops", "executed_gflops",
@@ -45,8 +45,8 @@ def test_json_has_every_field(report):
   assert set(results["environment"]) >= set(ENVIRONMENT_FIELDS)
   assert results["environment"]["width"] == 4
   assert results["environment"]["batch_size"] == 16
-  assert results["environment"]["compiler_options"] == dict(models.compiler_options(
-      models.cpu_fast_paths(results["environment"]["fast_paths"])))
+  assert results["environment"]["compiler_options"] == dict(train_steps.step_compiler_options(
+      models.ModelSpec.from_config(tiny_config()), 16))
   assert set(results["phases"]) == {"aae", "prior", "iteration"}
   for phase, row in results["phases"].items():
     assert set(row) >= set(PHASE_FIELDS), phase
@@ -145,18 +145,6 @@ def test_flops_of_survives_missing_cost_analysis():
   assert benchmark.flops_of(NoAnalysis()) is None
 
 
-def test_conv_formulations_compute_xlas_convolution():
-  # The matmul forms experiments/benchmark/conv_formulations.py times against XLA's conv.
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments.benchmark import conv_formulations  # pylint: disable=g-import-not-at-top
-  key_x, key_w = jax.random.split(jax.random.key(0))
-  x, w = jax.random.normal(key_x, (2, 6, 6, 4)), jax.random.normal(key_w, (3, 3, 4, 5))
-  expected = conv_formulations.xla_conv(x, w)
-  for formulation in (conv_formulations.per_tap_conv, conv_formulations.row_tap_conv):
-    np.testing.assert_allclose(formulation(x, w), expected, rtol=1e-5, atol=1e-5)
-  assert not np.allclose(conv_formulations.per_tap_conv(x, w[::-1]), expected, atol=1e-3)
-
-
 def test_side_by_side_table_gives_median_ratios_of_the_pairs_and_their_range():
   from experiments.benchmark import torch_side_by_side
   row = {"width": 8, "dataset": "mnist", "ours_ms": 200.0, "torch_ms": 180.0,
@@ -173,42 +161,8 @@ def test_side_by_side_says_whose_malloc_keeps_freed_memory():
   sides = torch_side_by_side._malloc_sides  # pylint: disable=protected-access
   assert sides("system") == "system (both sides)"
   assert sides("system, freed memory kept") == (
-      "system, freed memory kept (ours, cpu_malloc.keep_freed_memory), "
+      "system, freed memory kept (ours, cpu/malloc.py), "
       "system as it comes (PyTorch)")
-
-
-def test_tiles_by_transpose_rule_gathers_the_same_winograd_tiles():
-  """The A/B rule's earlier formulation computes what conv._tile_positions does, for the
-  input's 6x6 tiles (padded map) and the output's 4x4 ones, on non-square maps too."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments.benchmark import kernel_gradients_on_off  # pylint: disable=g-import-not-at-top
-  from lpaae_jax import conv  # pylint: disable=g-import-not-at-top
-  x = jax.random.normal(jax.random.key(0), (2, 8, 12, 3))
-  for array, tile in ((jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 6), (x, 4)):
-    got = kernel_gradients_on_off._tile_positions_by_transpose(array, tile)  # pylint: disable=protected-access
-    np.testing.assert_array_equal(got, conv._tile_positions(array, tile))  # pylint: disable=protected-access
-    assert got.shape == (tile**2, 2, 6, 3)
-
-
-def test_a_rule_replaces_its_conv_attribute_only_inside_the_block():
-  from experiments.benchmark import kernel_gradients_on_off  # pylint: disable=g-import-not-at-top
-  from lpaae_jax import conv  # pylint: disable=g-import-not-at-top
-  shapes = ((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), ((1, 1), (1, 1)))
-  assert conv.thin_conv_is_faster(*shapes)
-  with kernel_gradients_on_off.rule_applied("thin_off"):
-    assert not conv.thin_conv_is_faster(*shapes)
-  assert conv.thin_conv_is_faster(*shapes)
-  with kernel_gradients_on_off.rule_applied("on"):
-    assert conv.thin_conv_is_faster(*shapes)
-
-
-def test_in_process_ab_summary_counts_pair_wins_and_the_median_ratio():
-  from experiments.benchmark import in_process_ab  # pylint: disable=g-import-not-at-top
-  text = in_process_ab.summary({"on": [90.0, 110.0, 100.0], "thin_off": [100.0, 100.0, 125.0]},
-                               "on", "thin_off")
-  assert "on       median    100.0 ms, mean    100.0" in text
-  assert "thin_off median    100.0 ms, mean    108.3" in text
-  assert text.endswith("on faster in 2 of 3 adjacent pairs; median ratio on/thin_off 0.900")
 
 
 def test_compiler_option_variants_on_top_of_ours_keep_ours_and_add_theirs():
@@ -229,7 +183,7 @@ def test_compiler_option_variants_on_top_of_ours_keep_ours_and_add_theirs():
 
 
 def test_model_flops_count_direct_convolutions_where_winograd_runs():
-  """At width 16 the 4x4 level's 3x3 convs (128 channels) take conv.py's Winograd with the
+  """At width 16 the 4x4 level's 3x3 convs (128 channels) take cpu/conv.py's Winograd with the
   CPU fast paths, whose executable counts fewer FLOPs; the benchmark's count is the plain
   layers' either way (lowered only, nothing compiles)."""
   key = jax.random.key(0)

@@ -1,4 +1,4 @@
-"""conv.py's convolution: XLA's forward and input gradient, the kernel gradient as per-tap
+"""cpu/conv.py's convolution: XLA's forward and input gradient, the kernel gradient as per-tap
 matmuls (the same sum, reassociated), Winograd F(4x4, 3x3) convolutions and the thin
 convolutions of the layers with image channels, checked against lax's on every
 configuration the models use, and lax itself wherever no formulation is used."""
@@ -10,8 +10,9 @@ import pytest
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from lpaae_jax import conv as conv_lib
+from lpaae_jax import backend
 from lpaae_jax import models
+from lpaae_jax.cpu import conv as conv_lib
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 RTOL = 2e-5  # float32 sums over batch x positions in another order
@@ -106,7 +107,7 @@ def test_rule_follows_the_measurements():
 
 def _ours_and_lax(convolution, input_shape, features):
   """Forward and both gradients (of a non-linear loss) of a SAME 3x3 conv by `convolution`
-  (one of conv.py's formulations) and by lax."""
+  (one of cpu/conv.py's formulations) and by lax."""
   x, w = _arrays(input_shape, (3, 3, input_shape[-1], features), seed=3)
   def results(conv):
     loss = lambda x_, w_: jnp.sum(jnp.sin(conv(x_, w_)))
@@ -177,7 +178,8 @@ def test_resblock_with_winograd_matches_plain_flax():
   """A ResBlock at width 64's 8x8 level size (128 channels here, 8x8 maps): its 3x3 convs
   take Winograd with the CPU fast paths; output and parameter gradients match nn.Conv's."""
   x = jnp.asarray(np.random.default_rng(6).normal(size=(2, 8, 8, 128)), jnp.float32)
-  fast, plain = (models.ResBlock(128, "none", cpu_fast_paths=on) for on in (True, False))
+  fast, plain = (models.ResBlock(128, "none", conv=backend.Backend(cpu=on).conv)
+                 for on in (True, False))
   variables = plain.init(jax.random.key(0), x)
   assert "custom_vjp_call" in str(jax.make_jaxpr(lambda v: fast.apply(v, x))(variables))
   loss = lambda block: lambda v: jnp.sum(jnp.sin(block.apply(v, x)))

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import lpaae_jax
+from lpaae_jax import backend
 from lpaae_jax import config_validation
 from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
@@ -401,7 +402,7 @@ def test_evaluate_states_unsupervised_fixed_prior_without_inception_weights(
 
 def test_cpu_fast_paths_run_inception_in_small_batches():
   config = tiny_config(**{"eval.batch_size": 50})
-  for fast_paths, expected in (("cpu", evaluate.CPU_INCEPTION_BATCH_SIZE), ("xla", 50)):
+  for fast_paths, expected in (("cpu", backend.CPU_INCEPTION_BATCH_SIZE), ("xla", 50)):
     config.fast_paths = fast_paths
     assert evaluate.inception_batch_size(config) == expected
   config.fast_paths, config.eval.batch_size = "cpu", 1

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from lpaae_jax import models
+from lpaae_jax import backend
 from lpaae_jax.evaluation import convert_inception, inception
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
@@ -21,7 +21,7 @@ REFERENCE_NAME = "cifar10_test_pool3_ref16.npz"
 # Every network call below uses evaluate's batch and compiler options on CPU, so the net
 # compiles once per head.
 BATCH_SIZE = 2
-COMPILER_OPTIONS = models.compiler_options(models.cpu_fast_paths("auto"))
+COMPILER_OPTIONS = backend.from_fast_paths("auto").compiler_options()
 POOL3_TOLERANCE = 1e-3
 
 
@@ -127,14 +127,17 @@ def test_features_do_not_depend_on_the_batch_size(variables, reference):
   np.testing.assert_allclose(small_batches, one_batch, atol=1e-4)
 
 
-@pytest.mark.skipif(not models.compiler_options(True), reason="no CPU compiler options here")
+CPU_OPTIONS = backend.Backend(cpu=True).compiler_options()
+
+
+@pytest.mark.skipif(not CPU_OPTIONS, reason="no CPU compiler options here")
 def test_cpu_compiler_options_keep_the_features(variables, reference):
-  # The CPU fast paths compile with models.compiler_options(True): the same network, within float
+  # The CPU fast paths compile with their compiler options: the same network, within float
   # rounding of XLA's defaults (and of pytorch-fid, test_pool3_of_reference_network_inputs).
   inputs = reference["inputs_299_first2"]
   plain = inception.make_inception_fn(variables, BATCH_SIZE, preprocess=False)(inputs)
   with_options = inception.make_inception_fn(
-      variables, BATCH_SIZE, preprocess=False, compiler_options=models.compiler_options(True))(
+      variables, BATCH_SIZE, preprocess=False, compiler_options=CPU_OPTIONS)(
           inputs)
   np.testing.assert_allclose(with_options["pool3"], plain["pool3"], atol=1e-4)
 

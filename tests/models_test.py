@@ -1,6 +1,7 @@
 """Shapes, dtypes and parameter counts of every network (DESIGN §1)."""
 
 import dataclasses
+import os
 
 import flax.linen as nn
 import jax
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from lpaae_jax.configs import test as test_config
+from lpaae_jax import backend
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax.models import ModelSpec
@@ -100,11 +102,13 @@ def test_full_width_cifar10_parameter_counts(capsys):
 
 @pytest.mark.parametrize("size", [4, 8])
 def test_sub_pixel_conv_transpose_matches_flax_conv_transpose(size):
-  """Same params, same outputs and gradients as nn.ConvTranspose(F, (4, 4), (2, 2), SAME)."""
+  """The CPU backend's TransposedConv: same params, outputs and gradients as
+  nn.ConvTranspose(F, (4, 4), (2, 2), SAME)."""
   import flax.linen as nn
   x = jax.random.normal(jax.random.key(1), (2, size, size, 3))
   reference = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
-  sub_pixel = models.SubPixelConvTranspose(5)
+  conv_transpose = backend.Backend(cpu=True).conv_transpose
+  sub_pixel = models.TransposedConv(5, conv_transpose=conv_transpose)
   params = reference.init(jax.random.key(2), x)
   # Same parameter shapes and, from the same key, the same initial values.
   assert (jax.tree_util.tree_map(jnp.shape, sub_pixel.init(jax.random.key(2), x)) ==
@@ -126,12 +130,12 @@ def test_sub_pixel_conv_transpose_matches_flax_conv_transpose(size):
   assert actual[0].shape == (2, 2 * size, 2 * size, 5)
   jax.tree_util.tree_map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5),
                          actual, expected)
-  # The input gradient is the transposed conv's own, one stride-2 conv (conv.py).
+  # The input gradient is the transposed conv's own, one stride-2 conv (cpu/conv.py).
   input_grad = jax.make_jaxpr(jax.grad(lambda x: jnp.sum(sub_pixel.apply(params, x))))(x)
   assert "window_strides=(2, 2)" in str(input_grad)
 
   # bfloat16 compute (float32 params): loose agreement with the float32 reference.
-  bf16 = models.SubPixelConvTranspose(5, dtype=jnp.bfloat16)
+  bf16 = models.TransposedConv(5, dtype=jnp.bfloat16, conv_transpose=conv_transpose)
   actual_bf16 = value_and_grads(bf16)(params, x)
   assert actual_bf16[0].dtype == jnp.bfloat16
   jax.tree_util.tree_map(
@@ -153,7 +157,8 @@ class _ProjectAfterUpsampling(models.ResBlock):
 
   @nn.compact
   def __call__(self, x):
-    h = models.SubPixelConvTranspose(self.features, name="ConvTranspose_0")(x)
+    h = nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME",
+                         name="ConvTranspose_0")(x)
     h = nn.Conv(self.features, (3, 3), padding="SAME")(nn.relu(h))
     batch, height, width, channels = x.shape
     skip = jax.image.resize(x, (batch, 2 * height, 2 * width, channels), "nearest")
@@ -162,7 +167,8 @@ class _ProjectAfterUpsampling(models.ResBlock):
 
 def test_up_block_projects_its_skip_before_upsampling_with_the_same_function():
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 4, 4, 6)), jnp.float32)
-  block = models.ResBlock(5, "up", cpu_fast_paths=True)
+  cpu = backend.Backend(cpu=True)
+  block = models.ResBlock(5, "up", conv=cpu.conv, conv_transpose=cpu.conv_transpose)
   variables = block.init(jax.random.key(0), x)
   loss = lambda module: lambda v: jnp.sum(jnp.sin(module.apply(v, x)))
   first = _ProjectAfterUpsampling(5, "up")
@@ -174,13 +180,14 @@ def test_up_block_projects_its_skip_before_upsampling_with_the_same_function():
 
 
 def test_encoder_takes_the_cpu_formulations_and_matches_lax():
-  """The encoder's first conv (1 image channel) takes conv.py's thin conv and its 1x1 skip
+  """The encoder's first conv (1 image channel) takes cpu/conv.py's thin conv and its 1x1 skip
   projections the matmul kernel gradient; its parameter gradients equal those of plain
   nn.Conv throughout. BatchNorm uses its running statistics here: normalising a batch of
   two in training mode would amplify the thin conv's float32 reassociation (1e-7 of the
   first layer's output) a thousandfold into the gradients."""
   spec = ModelSpec(channels=1, width=8, code_dim=16)
-  fast, plain = (dataclasses.replace(spec, cpu_fast_paths=on).encoder() for on in (True, False))
+  fast, plain = (dataclasses.replace(spec, backend=backend.Backend(cpu=on)).encoder()
+                 for on in (True, False))
   images = _mnist_batch_padded(batch=2)
   variables = fast.init(jax.random.key(0), images, train=False)
   forward = lambda encoder: str(jax.make_jaxpr(
@@ -211,9 +218,9 @@ def test_fast_paths_switch_keeps_every_parameter_and_the_decoders_function():
     config = test_config.get_config()
     config.fast_paths = fast_paths
     return ModelSpec.from_config(config)
-  assert spec_of("auto").cpu_fast_paths == (jax.default_backend() == "cpu")
+  assert spec_of("auto").backend.cpu == (jax.default_backend() == "cpu")
   fast, plain = spec_of("cpu"), spec_of("xla")
-  assert fast.cpu_fast_paths and not plain.cpu_fast_paths
+  assert fast.backend.cpu and not plain.backend.cpu
   optimizers = make_optimizers(test_config.get_config())
 
   def parameter_table(spec):
@@ -276,12 +283,12 @@ def test_learning_rate_scales_set_each_networks_step_size():
   assert make_optimizers(plain) == make_optimizers(without)
 
 
-@pytest.mark.parametrize("cpu_fast_paths", [False, True])
-def test_resize_conv_is_nearest_upsampling_then_a_3x3_conv(cpu_fast_paths):
+@pytest.mark.parametrize("cpu", [False, True])
+def test_resize_conv_is_nearest_upsampling_then_a_3x3_conv(cpu):
   """Same outputs and gradients (params and input) as upsample_nearest_2x + nn.Conv 3x3
   SAME with the same parameters, computed as one transposed conv."""
   x = jax.random.normal(jax.random.key(1), (2, 4, 6, 3))
-  resize_conv = models.ResizeConv(5, cpu_fast_paths=cpu_fast_paths)
+  resize_conv = models.ResizeConv(5, conv_transpose=backend.Backend(cpu=cpu).conv_transpose)
   reference = nn.Conv(5, (3, 3), padding="SAME")
   params = resize_conv.init(jax.random.key(2), x)
   assert (jax.tree_util.tree_map(jnp.shape, params) ==
@@ -333,3 +340,29 @@ def test_decoder_block_norm_adds_batch_norm_inside_the_blocks():
                                                          train=False)
   assert "ResBlock_0" not in plain["batch_stats"]
   assert set(normed["batch_stats"]["ResBlock_0"]) == {"BatchNorm_0", "BatchNorm_1"}
+
+
+@pytest.mark.parametrize("run", ["transposed_cpu", "resize_conv_xla"])
+@pytest.mark.parametrize("fast_paths", ["cpu", "xla"])
+def test_checkpoints_from_before_the_backend_field_restore_with_the_same_outputs(
+    run, fast_paths, tmp_path):
+  """Checkpoints written by the code before the networks took their convolution as a field
+  (tests/data/make_checkpoint_before_backend.py) restore under either backend and give the
+  reconstructions and samples that code computed."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import lpaae_jax  # pylint: disable=g-import-not-at-top
+  from lpaae_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from tests.data import make_checkpoint_before_backend as before  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / run  # a copy: restoring must not touch the committed files
+  shutil.copytree(os.path.join(before.OUT, run), workdir)
+  upsampling, decoder_norm, _ = before.RUNS[run]
+  config = before.config_of(upsampling, decoder_norm, fast_paths)
+  states, step = checkpointing.restore(checkpointing.create_manager(str(workdir), config),
+                                       config)
+  assert step == 1 and states.spec.backend.cpu == (fast_paths == "cpu")
+  images, key = before.inputs()
+  expected = np.load(os.path.join(before.OUT, f"{run}_outputs.npz"))
+  np.testing.assert_allclose(lpaae_jax.reconstruct(states, images),
+                             expected["reconstructions"], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(lpaae_jax.sample(states, key, 4, s=np.arange(4)),
+                             expected["samples"], rtol=1e-4, atol=1e-4)

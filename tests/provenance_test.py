@@ -11,8 +11,8 @@ import pytest
 
 from lpaae_jax import checkpointing
 from lpaae_jax import config_validation
-from lpaae_jax import cpu_malloc
 from lpaae_jax import provenance
+from lpaae_jax.cpu import malloc
 from tests.helpers import tiny_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def test_a_checkpoint_of_another_dataset_is_a_mismatch(tmp_path):
   trained, evaluating = tiny_config(), tiny_config(dataset="svhn_cropped")
   evaluating.fast_paths = "xla" if trained.fast_paths != "xla" else "cpu"
   meta = checkpointing.run_metadata(trained, 5)
-  assert "cpu_fast_paths" not in meta["model_spec"]
+  assert "backend" not in meta["model_spec"]
   with pytest.raises(checkpointing.CheckpointMismatchError) as excinfo:
     checkpointing.check_compatible(meta, evaluating, str(tmp_path))
   message = str(excinfo.value)
@@ -110,7 +110,7 @@ def test_the_record_names_the_config_commit_packages_and_devices():
   for package in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets"):
     assert record["package_versions"][package], package
   assert record["devices"]["device_count"] >= 1 and record["devices"]["backend"]
-  assert record["malloc"] == cpu_malloc.malloc_library()
+  assert record["malloc"] == malloc.malloc_library()
   if (ROOT / ".git").exists():  # a checkout: its HEAD
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()

@@ -114,11 +114,11 @@ _MESH_SCRIPT = textwrap.dedent(f"""
         assert value.shape == ({ITERATIONS},) and value.sharding.is_fully_replicated, (key, value)
         assert np.all(np.isfinite(jax.device_get(value))), (key, value)
 
-      # conv.py's matmul kernel gradient (the 1x1 projections') with the batch split over the
+      # cpu/conv.py's matmul kernel gradient (the 1x1 projections') with the batch split over the
       # mesh: a sum across devices, replicated like the parameters.
       import jax.numpy as jnp
       from jax import lax
-      from lpaae_jax import conv as conv_lib
+      from lpaae_jax.cpu import conv as conv_lib
       rng = np.random.default_rng(0)
       x = jax.device_put(rng.normal(size=(16, 16, 16, 4)).astype(np.float32), batch_sharding)
       w = jax.device_put(rng.normal(size=(1, 1, 4, 32)).astype(np.float32), state_sharding)

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 import lpaae_jax
+from lpaae_jax import backend
 from lpaae_jax import config_validation
 from lpaae_jax import input_pipeline
 from lpaae_jax import models
 from lpaae_jax import train_steps
+from lpaae_jax.cpu import compiler
 from lpaae_jax.forward import apply_eval
 from tests.helpers import (NETWORKS, VARIANTS, compiled_steps, leaves_equal,
                            random_batch, tiny_config, to_host)
@@ -107,13 +109,14 @@ def _fusions_with(op: str, compiled_text: str, ynnpack: bool = True) -> int:
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU fast paths' options")
 def test_cpu_fast_paths_compile_the_steps_with_the_cpu_compiler_options():
-  """make_train_steps compiles with models.CPU_COMPILER_OPTIONS (and the temporaries'
-  heaps) under the CPU fast paths: YNNPACK takes fewer of the step's convolutions than in a plain jit of the same step,
-  and it takes the reductions (the bias gradients; XLA's own are slow reduce-windows)."""
+  """make_train_steps compiles with cpu/compiler.py's OPTIONS (and the temporaries' heaps)
+  under the CPU fast paths: YNNPACK takes fewer of the step's convolutions than in a plain
+  jit of the same step, and it takes the reductions (the bias gradients; XLA's own are slow
+  reduce-windows)."""
   config = tiny_config()
-  assert models.compiler_options(True) == models.CPU_COMPILER_OPTIONS + (
-      ("xla_multiheap_size_constraint_per_heap", models.CPU_TEMP_HEAP_BYTES),)
-  assert models.compiler_options(False) == ()
+  assert backend.Backend(cpu=True).compiler_options() == compiler.OPTIONS + (
+      ("xla_multiheap_size_constraint_per_heap", compiler.TEMP_HEAP_BYTES),)
+  assert backend.Backend(cpu=False).compiler_options() == ()
   states = lpaae_jax.create_states(config, jax.random.key(0))
   args = (states, random_batch(), jax.random.key(1))
   ours = compiled_steps().aae_phase.lower(*args).compile().as_text()
@@ -126,26 +129,26 @@ def test_cpu_fast_paths_compile_the_steps_with_the_cpu_compiler_options():
 
 
 def test_compiler_options_this_jaxlib_rejects_are_left_out(monkeypatch, caplog):
-  monkeypatch.setattr(models, "CPU_COMPILER_OPTIONS",
+  monkeypatch.setattr(compiler, "OPTIONS",
                       (("xla_cpu_experimental_ynn_fusion_type", "NOT_A_FUSION_TYPE"),))
-  models.compiler_options.cache_clear()
+  compiler.compiler_options.cache_clear()
   try:
-    assert models.compiler_options(True) == (
-        ("xla_multiheap_size_constraint_per_heap", models.CPU_TEMP_HEAP_BYTES),)
+    assert compiler.compiler_options() == (
+        ("xla_multiheap_size_constraint_per_heap", compiler.TEMP_HEAP_BYTES),)
     assert "rejects the CPU compiler option" in caplog.text
   finally:
-    models.compiler_options.cache_clear()
+    compiler.compiler_options.cache_clear()
 
 
 def test_temporary_heaps_hold_the_largest_activation():
   heap = lambda options: dict(options)["xla_multiheap_size_constraint_per_heap"]
   spec = lambda width, fast=True: dataclasses.replace(
       models.ModelSpec.from_config(tiny_config()), width=width, image_size=32,
-      cpu_fast_paths=fast)
-  assert heap(models.train_step_compiler_options(spec(16), 64)) == models.CPU_TEMP_HEAP_BYTES
+      backend=backend.Backend(cpu=fast))
+  assert heap(train_steps.step_compiler_options(spec(16), 64)) == compiler.TEMP_HEAP_BYTES
   # Width 64 at batch 256: a 32x32x64 float32 activation is 64 MiB.
-  assert heap(models.train_step_compiler_options(spec(64), 256)) == 64 * 2**20
-  assert models.train_step_compiler_options(spec(64, fast=False), 256) == ()
+  assert heap(train_steps.step_compiler_options(spec(64), 256)) == 64 * 2**20
+  assert train_steps.step_compiler_options(spec(64, fast=False), 256) == ()
 
 
 def test_different_keys_give_different_samples():

@@ -12,14 +12,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import lpaae_jax
+from lpaae_jax import backend
 from lpaae_jax import checkpointing
 from lpaae_jax import configs
 from lpaae_jax import config_validation
-from lpaae_jax import cpu_malloc
 from lpaae_jax import evaluate
-from lpaae_jax import models
 from lpaae_jax import provenance
 from lpaae_jax import train
+from lpaae_jax.cpu import malloc
 from tests.helpers import (assert_states_close, leaves_equal, run_config, state_drift,
                            tiny_config, to_host, train_mocked)
 
@@ -58,12 +58,12 @@ def test_train_writes_checkpoints_and_summaries(finished_run):
 
 def test_training_with_the_cpu_fast_paths_keeps_freed_memory(finished_run):
   config, _, _ = finished_run
-  if not models.cpu_fast_paths(config.fast_paths) or cpu_malloc._glibc() is None:  # pylint: disable=protected-access
+  if not backend.from_config(config).cpu or malloc._glibc() is None:  # pylint: disable=protected-access
     pytest.skip("the CPU fast paths on glibc's malloc only")
-  if cpu_malloc.malloc_library(kept_memory=False) in ("tcmalloc", "jemalloc"):
+  if malloc.malloc_library(kept_memory=False) in ("tcmalloc", "jemalloc"):
     pytest.skip("a preloaded malloc keeps freed memory itself")
-  assert cpu_malloc.kept()
-  assert cpu_malloc.malloc_library().endswith("freed memory kept")
+  assert malloc.kept()
+  assert malloc.malloc_library().endswith("freed memory kept")
 
 
 def test_training_stores_its_resolved_config(finished_run):

@@ -11,19 +11,20 @@ that this machine's drift (tens of percent within minutes) hits every variant al
 Prints each variant's median, per-round times and minor page faults per iteration. The
 variants are YNNPACK's fusion types and how XLA lays out the temporaries: XLA:CPU's default
 hands YNNPACK every convolution, dots, elementwise fusions and reductions and allocates an
-execution's temporaries as one block; `ours` (`models.train_step_compiler_options`) gives
+execution's temporaries as one block; `ours` (`train_steps.step_compiler_options`) gives
 YNNPACK dots, elementwise fusions (with the convolutions they consume, e.g. conv + bias)
 and reductions, the other convolutions staying XLA's own (Eigen), and splits the
-temporaries into heaps of `models.CPU_TEMP_HEAP_BYTES` (or the largest activation);
+temporaries into heaps of `cpu.compiler.TEMP_HEAP_BYTES` (or the largest activation);
 `one_temp_block` is ours without that split, `no_reductions` also without the reductions
 (XLA emits bias gradients as reduce-windows), `dots_only` also without the elementwise
 fusions. `concurrency_scheduler`, `onednn_convs` and `ynn_convs` are ours plus XLA's
 concurrency-optimised scheduler, oneDNN's or YNNPACK's stand-alone convolutions.
 `--keep_freed_memory` first tells glibc's malloc to keep freed memory, as training does
-with the CPU fast paths (`lpaae_jax/cpu_malloc.py`); by default the process runs with the
+with the CPU fast paths (`lpaae_jax/cpu/malloc.py`); by default the process runs with the
 malloc it was started with.
 """
 
+import functools
 import resource
 import statistics
 import time
@@ -35,17 +36,18 @@ from ml_collections import config_flags
 
 import lpaae_jax
 from lpaae_jax import benchmark
-from lpaae_jax import cpu_malloc
 from lpaae_jax import models
 from lpaae_jax import train_steps
+from lpaae_jax.cpu import compiler
+from lpaae_jax.cpu import malloc
 
 FLAGS = flags.FLAGS
 
 _YNN = "xla_cpu_experimental_ynn_fusion_type"
 VARIANTS = {
     "xla_defaults": {},
-    "ours": None,  # models.train_step_compiler_options of the config
-    "one_temp_block": dict(models.CPU_COMPILER_OPTIONS),
+    "ours": None,  # train_steps.step_compiler_options of the config
+    "one_temp_block": dict(compiler.OPTIONS),
     "no_reductions": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE"},
     "dots_only": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
     "no_ynnpack": {_YNN: "LIBRARY_FUSION_TYPE_INVALID"},
@@ -81,7 +83,7 @@ def define_flags():
                                   "dots_only", "no_ynnpack"],
                     "Option sets to compare (keys of VARIANTS).")
   flags.DEFINE_bool("keep_freed_memory", False, "Tell glibc's malloc to keep freed memory "
-                    "first (cpu_malloc.keep_freed_memory, as training does on CPU).")
+                    "first (cpu/malloc.py, as training does on CPU).")
 
 
 def main(argv):
@@ -90,17 +92,18 @@ def main(argv):
   unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
   if unknown:
     raise app.UsageError(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}.")
-  if FLAGS.keep_freed_memory and not cpu_malloc.keep_freed_memory():
+  if FLAGS.keep_freed_memory and not malloc.keep_freed_memory():
     raise app.UsageError("--keep_freed_memory: this process has no glibc malloc to tell.")
-  aae, prior = train_steps._phase_steps(  # pylint: disable=protected-access
-      train_steps.StepHyperparams.from_config(config), skip_nonfinite=False)
+  hp = train_steps.StepHyperparams.from_config(config)
+  aae, prior = (functools.partial(step, hp=hp)
+                for step in (train_steps.aae_phase_step, train_steps.prior_phase_step))
   states = lpaae_jax.create_states(config, jax.random.key(0))
   batch = benchmark.random_batch(config, jax.random.key(2), sharding=None)
   key = jax.random.key(1)
   print(f"{config.dataset} width {config.model.width} batch {config.batch_size}, "
         f"fast_paths={config.fast_paths}, jax {jax.__version__} on {jax.default_backend()}")
-  ours = dict(models.train_step_compiler_options(models.ModelSpec.from_config(config),
-                                                 config.batch_size))
+  ours = dict(train_steps.step_compiler_options(models.ModelSpec.from_config(config),
+                                              config.batch_size))
   compiled, current = {}, {}
   for name in FLAGS.variants:
     options = variant_options(name, ours)

@@ -6,7 +6,7 @@ r"""Every convolution of the networks at one width, ours against PyTorch's, laye
 For each convolution shape of the encoder, decoder (the sub-pixel 2x2 convs of the
 transposed ones) and image discriminator at `--width` (32x32 inputs, batch 64, float32):
 the forward pass and forward + input and kernel gradients, ours jitted as the train steps
-compile them (`models.compiler_options` of the CPU fast paths; plain `lax` convolutions)
+compile them (`Backend.compiler_options` of the CPU fast paths; plain `lax` convolutions)
 and PyTorch eager's (`conv_layers_torch.py` in its own venv), median ms of 5. The totals
 say whether an iteration's gap to PyTorch (`torch_side_by_side`) is in the convolutions.
 """
@@ -23,7 +23,7 @@ import numpy as np
 from jax import lax
 
 from experiments.benchmark.kernel_gradients import median_seconds
-from lpaae_jax import models
+from lpaae_jax import backend
 
 _TORCH_PYTHON = flags.DEFINE_string("torch_python", None, "python of a venv with torch.")
 _WIDTH = flags.DEFINE_integer("width", 16, "model.width (CIFAR-10 networks, 32x32 inputs).")
@@ -55,7 +55,7 @@ def _median_ms(fn, *args):
 
 
 def ours(shapes) -> list[dict]:
-  options = dict(models.compiler_options(models.cpu_fast_paths("auto"))) or None
+  options = dict(backend.from_fast_paths("auto").compiler_options()) or None
   rng = np.random.default_rng(0)
   rows = []
   for kernel, stride, cin, cout, size, low, high in shapes:
@@ -84,7 +84,7 @@ def main(argv):
       check=True, capture_output=True, text=True).stdout)
   mine = ours(shapes)
   print(f"width {_WIDTH.value}, batch 64, float32, jax {jax.__version__} "
-        f"({dict(models.compiler_options(models.cpu_fast_paths('auto')))}) against PyTorch "
+        f"({dict(backend.from_fast_paths('auto').compiler_options())}) against PyTorch "
         "eager; ms, median of 5")
   print(f"{'conv':<22}{'ours fwd':>10}{'torch fwd':>10}{'ours all':>10}{'torch all':>10}")
   for shape, a, b in zip(shapes, mine, theirs):

@@ -10,7 +10,7 @@ about twice as fast per image as the batches of 50-100 that suit accelerators, w
 `evaluate.inception_batch_size` caps them with the CPU fast paths
 (`evaluate.CPU_INCEPTION_BATCH_SIZE`; measurements in experiments/benchmark/NOTEBOOK.md).
 `--fast_paths` compiles the network as evaluation does under that config.fast_paths value
-(`cpu`: with `models.compiler_options`, XLA's own convolutions instead of YNNPACK's).
+(`cpu`: with `Backend.compiler_options`, XLA's own convolutions instead of YNNPACK's).
 """
 
 import time
@@ -20,7 +20,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from lpaae_jax import models
+from lpaae_jax import backend
 from lpaae_jax.evaluation import inception
 
 flags.DEFINE_list("batch_sizes", ["1", "2", "4", "10", "50", "100"], "Batch sizes to time.")
@@ -35,7 +35,7 @@ def main(argv):
   del argv
   variables = inception.load_inception_variables(inception.resolve_inception_weights(
       FLAGS.weights))
-  compiler_options = models.compiler_options(models.cpu_fast_paths(FLAGS.fast_paths))
+  compiler_options = backend.from_fast_paths(FLAGS.fast_paths).compiler_options()
   print(f"jax {jax.__version__} on {jax.default_backend()}; InceptionV3 pool3, float32; "
         f"fast_paths={FLAGS.fast_paths}, compiler options {dict(compiler_options)}")
   print(f"{'batch':>6} {'compile s':>10} {'call s':>8} {'images/s':>9}")

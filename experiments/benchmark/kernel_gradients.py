@@ -1,4 +1,4 @@
-r"""XLA's convolution kernel gradient against conv.py's tap-by-tap matmuls, layer by layer;
+r"""XLA's convolution kernel gradient against cpu/conv.py's tap-by-tap matmuls, layer by layer;
 and XLA's forward convolution against the same convolution as one matmul (im2col).
 
 Run:
@@ -7,7 +7,7 @@ Run:
 For the convolution shapes of the networks at widths 8, 16, 32 and 64 (batch 64): the
 forward convolution, XLA's kernel gradient and `conv.kernel_gradient` (median ms of 5 after
 warm-up), and whether `conv.matmul_kernel_gradient_is_faster` picks the matmuls. The rule
-in conv.py was read off this table. The last column is the forward convolution as one
+in cpu/conv.py was read off this table. The last column is the forward convolution as one
 matmul of the kernel with the input's shifted copies stacked on the channel axis (im2col):
 would the matmul formulation pay for the forward pass (and the input gradient, a
 convolution of the same shape) as well?
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from lpaae_jax import conv as conv_lib
+from lpaae_jax.cpu import conv as conv_lib
 
 BATCH = 64
 NHWC = ("NHWC", "HWIO", "NHWC")

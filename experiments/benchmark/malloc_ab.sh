@@ -8,7 +8,7 @@
 # Needs tcmalloc (Debian/Ubuntu: apt install libtcmalloc-minimal4; TCMALLOC= its path).
 # XLA:CPU maps and unmaps each execution's temp buffer and Eigen's contraction blocks
 # through malloc every call (experiments/benchmark/NOTEBOOK.md, "the allocator").
-# The benchmark now tells glibc to keep freed memory (cpu_malloc.py) with the CPU fast
+# The benchmark now tells glibc to keep freed memory (cpu/malloc.py) with the CPU fast
 # paths, so ours' glibc rows run with those settings; malloc_thresholds_ab.sh compares them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

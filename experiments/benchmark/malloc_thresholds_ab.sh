@@ -3,7 +3,7 @@
 # trim and mmap thresholds fixed high and a 1 GiB top pad (freed memory is never returned
 # to the kernel and arena heaps are never deleted, so the next call touches no fresh
 # pages), set through glibc's environment variables; the same set by the process itself
-# (cpu_malloc.keep_freed_memory, what training does with the CPU fast paths); and with a
+# (cpu/malloc.py, what training does with the CPU fast paths); and with a
 # preloaded tcmalloc. One process each, alternating, ROUNDS times per width. Prints
 # `compiler_options --variants=ours` per process (ms per iteration, page faults), and with
 # TORCH_PYTHON set PyTorch eager's iteration (torch_reference.py) under the same malloc
@@ -18,7 +18,7 @@ source experiments/benchmark/iteration_ms.sh
 tcmalloc=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
 keep="MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TOP_PAD_=1073741824"
 settings=("glibc as it comes||" "glibc, thresholds + top pad (environment)|$keep|"
-          "glibc, cpu_malloc.keep_freed_memory||--keep_freed_memory")
+          "glibc, cpu/malloc.py||--keep_freed_memory")
 [ -f "$tcmalloc" ] && settings+=("tcmalloc|LD_PRELOAD=$tcmalloc|")
 echo "# width, round, malloc: compiler_options --variants=ours (median ms/iteration, page faults/iteration) | PyTorch eager ms; $(date -u +%F)"
 for width in ${WIDTHS:-64 16 8}; do

@@ -8,10 +8,10 @@ Profiles two iterations of each phase step (after two warm-up iterations) with
 `jax.profiler`, maps each traced op back to its HLO instruction, and sums the time of:
 convolution kernel gradients (a convolution whose output is a kernel: a <= 4x4 spatial
 result), other convolutions, dots, and everything else, then lists the slowest ops.
-`--config.fast_paths=xla` turns off the CPU formulations (conv.py's matmul kernel gradients,
+`--config.fast_paths=xla` turns off the CPU formulations (cpu/conv.py's matmul kernel gradients,
 Winograd and thin convs, sub-pixel transposed convs: XLA's own convolutions instead), to see what they replace. Op times can sum to more than the wall time (ops run in parallel).
 With the CPU formulations on, the process keeps freed memory first, as training does
-(`cpu_malloc.keep_freed_memory`); the wall times include the profiler's own overhead.
+(`Backend.configure_process`); the wall times include the profiler's own overhead.
 """
 
 import collections
@@ -29,8 +29,7 @@ import numpy as np
 from ml_collections import config_flags
 
 import lpaae_jax
-from lpaae_jax import cpu_malloc
-from lpaae_jax import models
+from lpaae_jax import backend
 from lpaae_jax import train_steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
@@ -80,8 +79,7 @@ def kind_of(description: str) -> str:
 
 
 def profile(config) -> None:
-  if models.cpu_fast_paths(config.fast_paths):
-    cpu_malloc.keep_freed_memory()  # as training and the benchmark do
+  backend.from_config(config).configure_process()  # as training and the benchmark do
   states = lpaae_jax.create_states(config, jax.random.key(0))
   rng = np.random.default_rng(0)
   size, channels = config.model.image_size, config.model.channels
@@ -120,7 +118,7 @@ def profile(config) -> None:
   total = sum(by_kind.values())
   print(f"{config.dataset} width {config.model.width} batch {config.batch_size}, "
         f"fast_paths={config.fast_paths} "
-        f"(CPU formulations {'on' if states.spec.cpu_fast_paths else 'off'}), "
+        f"(CPU formulations {'on' if states.spec.backend.cpu else 'off'}), "
         f"jax {jax.__version__} on {jax.devices()[0].device_kind}")
   print(f"wall per iteration: aae {wall['aae']:.2f} s + prior {wall['prior']:.2f} s; "
         f"op time {total:.2f} s")

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${ROUNDS:-3}
 source experiments/benchmark/iteration_ms.sh
-echo "# width, round: ours with heaps | one block, PyTorch eager, ms per iteration (medians of 5); $(date -u +%F), malloc: $(python -c 'from lpaae_jax import provenance; print(provenance.malloc_library())')"
+echo "# width, round: ours with heaps | one block, PyTorch eager, ms per iteration (medians of 5); $(date -u +%F), malloc: $(python -c 'from lpaae_jax.cpu import malloc; print(malloc.malloc_library())')"
 for spec in "8 mnist" "16 cifar10" "64 cifar10"; do
   set -- $spec
   for round in $(seq "$rounds"); do

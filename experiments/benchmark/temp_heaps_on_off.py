@@ -4,7 +4,7 @@ in one block (XLA's default).
   python -m experiments.benchmark.temp_heaps_on_off {heaps|one_block} \
       --config=configs/cifar10.py:supervised [--config.model.width=16] --loop_steps=0
 
-"heaps" is the code as it is (`models.CPU_TEMP_HEAP_BYTES`: heaps of 16 MiB or the largest
+"heaps" is the code as it is (`lpaae_jax.cpu.compiler.TEMP_HEAP_BYTES`: heaps of 16 MiB or the largest
 activation); "one_block" makes the heap larger than any step's temporaries, which XLA then
 allocates as one block, as it did before. The allocator's state is per process, so the two
 run in separate processes: `bash experiments/benchmark/temp_heaps_ab.sh` alternates them
@@ -14,7 +14,7 @@ run in separate processes: `bash experiments/benchmark/temp_heaps_ab.sh` alterna
 import sys
 
 from lpaae_jax import benchmark
-from lpaae_jax import models
+from lpaae_jax.cpu import compiler
 
 MODES = ("heaps", "one_block")
 
@@ -23,5 +23,5 @@ if __name__ == "__main__":
     sys.exit("usage: python -m experiments.benchmark.temp_heaps_on_off {heaps|one_block} "
              "[benchmark flags]")
   if sys.argv.pop(1) == "one_block":
-    models.CPU_TEMP_HEAP_BYTES = 2**31 - 1  # the option's largest value (an int32)
+    compiler.TEMP_HEAP_BYTES = 2**31 - 1  # the option's largest value (an int32)
   benchmark.run()

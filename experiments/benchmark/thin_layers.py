@@ -1,4 +1,4 @@
-r"""XLA's 3x3 convolutions against conv.py's `thin_conv`, for the layers with image channels.
+r"""XLA's 3x3 convolutions against cpu/conv.py's `thin_conv`, for the layers with image channels.
 
 Run:
   python -m experiments.benchmark.thin_layers > experiments/benchmark/thin_layers_cpu.txt
@@ -11,7 +11,7 @@ forward pass and both gradients (`jax.vjp`), with XLA's convolution and with
 keeps freed memory (as training runs). Medians of 5 calls, the two alternated over 3
 rounds (`winograd_layers.against_xla`); the ratio is of the medians over rounds. Also the largest deviation of each result
 from XLA's, relative to its largest magnitude, and whether `conv.thin_conv_is_faster` picks
-the thin formulation. The rule in conv.py was read off this table.
+the thin formulation. The rule in cpu/conv.py was read off this table.
 """
 
 import jax
@@ -20,9 +20,9 @@ import numpy as np
 
 from experiments.benchmark.kernel_gradients import BATCH
 from experiments.benchmark.winograd_layers import SAME_3X3, against_xla
-from lpaae_jax import conv as conv_lib
-from lpaae_jax import cpu_malloc
-from lpaae_jax import models
+from lpaae_jax.cpu import compiler
+from lpaae_jax.cpu import conv as conv_lib
+from lpaae_jax.cpu import malloc
 
 SIZE = 32
 # (input channels, output channels): both directions at each width, then the control.
@@ -30,7 +30,7 @@ LAYERS = [(1, 8), (8, 1), (3, 16), (16, 3), (3, 32), (32, 3), (3, 64), (64, 3), 
 
 
 def main():
-  cpu_malloc.keep_freed_memory()
+  malloc.keep_freed_memory()
   rng = np.random.default_rng(0)
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, batch {BATCH}, "
         f"{SIZE}x{SIZE}, float32; forward + input gradient + kernel gradient in one call, ms "
@@ -38,8 +38,8 @@ def main():
   print(f"{'in':>4}{'out':>5}{'XLA':>9}{'thin':>9}{'speed-up':>10}"
         f"{'max deviation y / dx / dk':>28}  thin chosen")
   for in_features, features in LAYERS:
-    options = dict(models.compiler_options(
-        True, BATCH * SIZE * SIZE * max(in_features, features) * 4))
+    options = dict(compiler.compiler_options(
+        BATCH * SIZE * SIZE * max(in_features, features) * 4))
     x = jnp.asarray(rng.normal(size=(BATCH, SIZE, SIZE, in_features)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(3, 3, in_features, features))
                          / np.sqrt(9 * in_features), jnp.float32)

@@ -98,10 +98,10 @@ def _ratios(ratios: list[float]) -> str:
 
 
 def _malloc_sides(ours_malloc: str) -> str:
-  """The malloc line: the same library both sides, but cpu_malloc's settings are ours."""
+  """The malloc line: the same library both sides, but cpu/malloc.py's settings are ours."""
   kept = ", freed memory kept"
   if ours_malloc.endswith(kept):
-    return (f"{ours_malloc} (ours, cpu_malloc.keep_freed_memory), "
+    return (f"{ours_malloc} (ours, cpu/malloc.py), "
             f"{ours_malloc[:-len(kept)]} as it comes (PyTorch)")
   return f"{ours_malloc} (both sides)"
 

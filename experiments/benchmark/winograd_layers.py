@@ -1,4 +1,4 @@
-r"""XLA's 3x3 convolutions against conv.py's Winograd F(4x4, 3x3), layer by layer.
+r"""XLA's 3x3 convolutions against cpu/conv.py's Winograd F(4x4, 3x3), layer by layer.
 
 Run:
   python -m experiments.benchmark.winograd_layers > experiments/benchmark/winograd_layers_cpu.txt
@@ -10,7 +10,7 @@ For every 3x3 stride-1 SAME convolution shape of the networks at widths 8, 16, 3
 that keeps freed memory (as training runs). Medians of 5 calls, the two alternated over
 ROUNDS rounds; the ratio is of the medians over rounds. Also the largest deviation of
 each of the three results from XLA's, relative to its largest magnitude, and whether
-`conv.winograd_is_faster` picks Winograd. The rule in conv.py was read off this table.
+`conv.winograd_is_faster` picks Winograd. The rule in cpu/conv.py was read off this table.
 """
 
 import statistics
@@ -21,9 +21,9 @@ import numpy as np
 from jax import lax
 
 from experiments.benchmark.kernel_gradients import BATCH, NHWC, median_seconds
-from lpaae_jax import conv as conv_lib
-from lpaae_jax import cpu_malloc
-from lpaae_jax import models
+from lpaae_jax.cpu import compiler
+from lpaae_jax.cpu import conv as conv_lib
+from lpaae_jax.cpu import malloc
 
 ROUNDS = 3
 SAME_3X3 = ((1, 1), (1, 1))
@@ -61,7 +61,7 @@ def against_xla(convolution, options, x, kernel, output_grad):
 
 
 def main():
-  cpu_malloc.keep_freed_memory()
+  malloc.keep_freed_memory()
   rng = np.random.default_rng(0)
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, batch {BATCH}, float32; "
         "forward + input gradient + kernel gradient in one call, ms (median over rounds)")
@@ -69,7 +69,7 @@ def main():
         f"{'max deviation y / dx / dk':>28}  Winograd chosen")
   for width in (8, 16, 32, 64):
     for channels, size in layer_shapes(width):
-      options = dict(models.compiler_options(True, BATCH * size * size * channels * 4))
+      options = dict(compiler.compiler_options(BATCH * size * size * channels * 4))
       x = jnp.asarray(rng.normal(size=(BATCH, size, size, channels)), jnp.float32)
       kernel = jnp.asarray(rng.normal(size=(3, 3, channels, channels)) / np.sqrt(9 * channels),
                            jnp.float32)

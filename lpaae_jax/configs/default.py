@@ -97,9 +97,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.num_train_steps = 100_000
   config.compute_dtype = "float32"      # float32 | bfloat16 (activations only)
   # The one switch for backend-specific formulations of the same functions (same parameters,
-  # so checkpoints load either way): "cpu" = matmul conv kernel gradients, sub-pixel
-  # transposed convs, unrolled fused iterations, cheap init compile (faster on XLA:CPU);
-  # "xla" = plain Flax layers; "auto" = "cpu" on the CPU backend, else "xla".
+  # so checkpoints load either way; lpaae_jax/backend.py): "cpu" = lpaae_jax/cpu/'s
+  # convolutions, compiler options and malloc settings; "xla" = plain Flax layers;
+  # "auto" = "cpu" on the CPU backend, else "xla".
   config.fast_paths = "auto"            # auto | cpu | xla
   # Iterations per compiled call (jax.lax.scan over that many stacked batches): on a TPU a
   # small model's step can take less time than the host needs to dispatch it, so the host

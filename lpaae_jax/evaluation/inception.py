@@ -369,7 +369,7 @@ def make_inception_fn(variables: Mapping[str, Any], batch_size: int = 50, *,
   already (N, 299, 299, 3) network inputs in [-1, 1]. Runs jitted in batches of
   `batch_size` (the last one zero-padded). with_logits: None = iff the weights
   hold `fc`; True requires `fc` (the Inception Score needs it). compiler_options: XLA
-  options of the network's compilation, as (name, value) pairs (`models.compiler_options`).
+  options of the network's compilation, as (name, value) pairs (`backend.Backend.compiler_options`).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1; got {batch_size}.")

@@ -37,11 +37,11 @@ from absl import app, flags, logging
 from flax import serialization, traverse_util
 from ml_collections import config_flags
 
+from lpaae_jax import backend
 from lpaae_jax import cli
 from lpaae_jax import errors
 from lpaae_jax import file_utils
 from lpaae_jax import input_pipeline
-from lpaae_jax import models
 from lpaae_jax import states
 
 JSON_NAME = "judge.json"
@@ -141,8 +141,8 @@ def _train_step(module: JudgeCNN, tx: optax.GradientTransformation, augment: boo
 
 def _jitted_train_step(module: JudgeCNN, tx: optax.GradientTransformation, augment: bool,
                        compiler_options):
-  """The train step compiled with the models' compiler options (XLA:CPU: 1.7x faster for
-  a two-conv judge; see models.compiler_options)."""
+  """The train step compiled with the backend's compiler options (XLA:CPU: 1.7x faster for
+  a two-conv judge)."""
   return jax.jit(functools.partial(_train_step, module, tx, augment),
                  compiler_options=dict(compiler_options) or None)
 
@@ -180,8 +180,8 @@ def train_judge(config: ml_collections.ConfigDict, *, num_steps: int = DEFAULT_S
   batches = input_pipeline.create_train_iterator(data_config, end_step=num_steps,
                                                  process_index=0, process_count=1)
   largest_activation = batch_size * image_shape[0] * image_shape[1] * max(widths) * 4
-  train_step = _jitted_train_step(module, tx, bool(augment), models.compiler_options(
-      models.cpu_fast_paths(config.get("fast_paths", "auto")), largest_activation))
+  train_step = _jitted_train_step(module, tx, bool(augment), backend.from_config(
+      config).compiler_options(largest_activation))
   start = time.time()
   for step, batch in enumerate(batches, start=1):
     params, opt_state, loss = train_step(params, opt_state, jnp.asarray(batch["image"]),

@@ -1,6 +1,6 @@
 """glibc's malloc told to keep freed memory: part of the CPU fast paths (`config.fast_paths`).
 
-Each call of a train step allocates its temporaries (in heaps of `models.CPU_TEMP_HEAP_BYTES`)
+Each call of a train step allocates its temporaries (in heaps of `compiler.TEMP_HEAP_BYTES`)
 and frees them when it returns. glibc then hands the free top of its arenas back to the
 kernel and deletes arena heaps that became empty, so the next call page-faults the same
 memory in again: 106,000-162,000 faults per iteration at width 64. With the trim and mmap

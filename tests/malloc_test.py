@@ -1,4 +1,4 @@
-"""cpu_malloc: glibc keeps the memory a step frees for the next step."""
+"""cpu/malloc.py: glibc keeps the memory a step frees for the next step."""
 
 import pathlib
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lpaae_jax import cpu_malloc
+from lpaae_jax.cpu import malloc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -14,12 +14,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # size), touch every page, free them; print the page faults of the second time.
 _STEP_LIKE_CYCLES = """
 import ctypes, resource, sys
-from lpaae_jax import cpu_malloc
+from lpaae_jax.cpu import malloc
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 if sys.argv[1] == "keep":
-  assert cpu_malloc.keep_freed_memory() and cpu_malloc.kept()
+  assert malloc.keep_freed_memory() and malloc.kept()
 def cycle():
   blocks = [libc.malloc(16 << 20) for _ in range(20)]
   for block in blocks:
@@ -39,7 +39,7 @@ def _second_cycle_faults(mode: str) -> int:
   return int(result.stdout.split()[-1])
 
 
-@pytest.mark.skipif(cpu_malloc._glibc() is None, reason="needs glibc's malloc")  # pylint: disable=protected-access
+@pytest.mark.skipif(malloc._glibc() is None, reason="needs glibc's malloc")  # pylint: disable=protected-access
 def test_keep_freed_memory_makes_the_next_step_reuse_the_freed_pages():
   pages = 20 * (16 << 20) // 4096
   assert _second_cycle_faults("as_it_comes") > pages // 2  # glibc gave the memory back
@@ -47,32 +47,31 @@ def test_keep_freed_memory_makes_the_next_step_reuse_the_freed_pages():
 
 
 def test_keep_freed_memory_is_idempotent_and_recorded(monkeypatch):
-  monkeypatch.setattr(cpu_malloc, "_kept", True)
-  assert cpu_malloc.keep_freed_memory() and cpu_malloc.kept()
+  monkeypatch.setattr(malloc, "_kept", True)
+  assert malloc.keep_freed_memory() and malloc.kept()
 
 
 def test_keep_freed_memory_leaves_a_preloaded_malloc_alone(monkeypatch):
-  from lpaae_jax import provenance  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(cpu_malloc, "_kept", False)
-  monkeypatch.setattr(cpu_malloc, "malloc_library", lambda **unused: "tcmalloc")
-  assert not cpu_malloc.keep_freed_memory() and not cpu_malloc.kept()
+  monkeypatch.setattr(malloc, "_kept", False)
+  monkeypatch.setattr(malloc, "malloc_library", lambda **unused: "tcmalloc")
+  assert not malloc.keep_freed_memory() and not malloc.kept()
 
 
 def test_malloc_library_names_a_preloaded_allocator(tmp_path):
   maps = tmp_path / "maps"
   maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
-  assert cpu_malloc.malloc_library(str(maps), {}, kept_memory=False) == "system"
+  assert malloc.malloc_library(str(maps), {}, kept_memory=False) == "system"
   maps.write_text(maps.read_text()
                   + "7f02-7f03 r-xp 0 08:01 2 /usr/lib/libtcmalloc_minimal.so.4.5.10\n")
-  assert cpu_malloc.malloc_library(str(maps), {}, kept_memory=True) == "tcmalloc"
-  assert cpu_malloc.malloc_library(str(tmp_path / "no_such_maps"), {}, kept_memory=False) == "system"
+  assert malloc.malloc_library(str(maps), {}, kept_memory=True) == "tcmalloc"
+  assert malloc.malloc_library(str(tmp_path / "no_such_maps"), {}, kept_memory=False) == "system"
 
 
 def test_malloc_library_says_when_glibc_keeps_freed_memory(tmp_path):
   maps = tmp_path / "maps"
   maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
-  assert cpu_malloc.malloc_library(str(maps), {}, kept_memory=True) == "system, freed memory kept"
-  assert cpu_malloc.malloc_library(
+  assert malloc.malloc_library(str(maps), {}, kept_memory=True) == "system, freed memory kept"
+  assert malloc.malloc_library(
       str(maps), {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, kept_memory=True) == (
           "system, glibc.malloc.hugetlb=1, freed memory kept")
 
@@ -81,7 +80,7 @@ def test_malloc_library_names_glibcs_huge_page_tunable(tmp_path):
   maps = tmp_path / "maps"
   maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
   tunables = lambda value: {"GLIBC_TUNABLES": value}
-  name = lambda environ: cpu_malloc.malloc_library(str(maps), environ, kept_memory=False)
+  name = lambda environ: malloc.malloc_library(str(maps), environ, kept_memory=False)
   assert name(tunables("glibc.malloc.hugetlb=1")) == "system, glibc.malloc.hugetlb=1"
   assert name(tunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2")) == (
       "system, glibc.malloc.hugetlb=2")

@@ -23,7 +23,7 @@ or the wide input times the kernel to all nine taps' outputs, then their shifted
 (`thin_conv`, 1.3-3.4x per layer).
 
 The decoder's sub-pixel transposed convolution (`sub_pixel_conv_transpose`, four 2x2 convs,
-see `models.SubPixelConvTranspose`) takes its input gradient from the transposed conv
+see `_sub_pixel_forward`) takes its input gradient from the transposed conv
 itself: one stride-2 conv instead of the four 2x2 convs' gradients.
 
 `conv_general_dilated` below is a drop-in for `jax.lax.conv_general_dilated` (and
@@ -31,7 +31,7 @@ itself: one stride-2 conv instead of the four 2x2 convs' gradients.
 that measured faster (sums reassociated; Winograd's exact algebra, whose float32 rounding
 is ~1e-5 of the output's scale). Configurations it does not cover
 (dilation, feature groups, layouts other than NHWC/HWIO) use lax's. The networks use it
-only with `config.fast_paths` on (`auto` on the CPU backend; see `models.cpu_fast_paths`).
+only with `config.fast_paths` on (`auto` on the CPU backend; see `lpaae_jax.backend`).
 """
 
 import functools
@@ -365,8 +365,9 @@ thin_conv.defvjp(_thin_fwd, _thin_bwd)
 
 def _sub_pixel_forward(x, kernel):
   """`lax.conv_transpose(x, kernel, (2, 2), "SAME")` (NHWC, a (4, 4, C, F) kernel, not
-  flipped: nn.ConvTranspose's) as four 2x2 convs, one per output phase, interleaved; see
-  `models.SubPixelConvTranspose`."""
+  flipped: nn.ConvTranspose's) as four 2x2 convs, one per output phase, interleaved:
+  along each axis output 2m+p (p = 0, 1) is x[m-1+p] w[p] + x[m+p] w[p+2], a 2x2 conv with
+  taps w[p::2], padded (1-p, p) (lax pads the 2x-dilated input by 2 a side, unflipped)."""
   batch, height, width, in_features = x.shape
   features = kernel.shape[3]
   # kernel[2a + p, 2b + q] is tap (a, b) of phase (p, q).
@@ -395,7 +396,7 @@ def sub_pixel_conv_transpose(x, kernel):
   runs transposed convs an order of magnitude slower per FLOP), the input gradient as the
   transposed conv's own, one 4x4 stride-2 conv of the output gradient: 2.1x faster than the
   four 2x2 convs' input gradients on width 64's 16x16 level, 1.07-1.6x on the others
-  (`python -m experiments.benchmark.sub_pixel_layers`, sub_pixel_layers_cpu.txt)."""
+  (experiments/benchmark/sub_pixel_layers_cpu.txt)."""
   return _sub_pixel_forward(x, kernel)
 
 
