@@ -52,8 +52,8 @@ class Backend:
 
   @property
   def unroll_fused_iterations(self) -> bool:
-    # XLA:CPU emits a while-loop body's weight-gradient convolutions as plain loops (a
-    # rolled scan ran 12x slower per iteration); elsewhere the rolled loop compiles faster.
+    # XLA:CPU emits a while-loop body's weight-gradient convolutions as plain loops (much
+    # slower: experiments/benchmark/NOTEBOOK.md); elsewhere the rolled loop compiles faster.
     return self.cpu
 
   def compiler_options(self, largest_buffer_bytes: int = 0) -> tuple[tuple[str, Any], ...]:

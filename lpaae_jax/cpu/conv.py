@@ -2,7 +2,7 @@
 thin convolutions, the sub-pixel transposed convolution.
 
 XLA:CPU computes a convolution's kernel gradient as a convolution whose window is the whole
-feature map. For the 1x1 skip projections that is 3-4x slower than the same gradient as one
+feature map. For the 1x1 skip projections that is slower than the same gradient as one
 matmul with the batch and spatial positions as contraction (for a k x k kernel: a sum over
 the taps of (input shifted by the tap)^T @ (output gradient)). For 3x3 and larger kernels
 the tap-by-tap matmuls measured slower than XLA's own gradient with the jax of
@@ -17,10 +17,10 @@ matmuls over the channels) instead of 144, traded for transforms that move memor
 trade paid only there on this CPU (`winograd_is_faster`).
 
 The 3x3 convolutions with the image's 1 or 3 channels on one side (the encoder's first, the
-decoder's last layer), which XLA:CPU runs at 10-20 GFLOP/s, are one matmul each way whose
+decoder's last layer), which XLA:CPU runs far below its matmul rate, are one matmul each way whose
 contraction runs over the wide side: the thin input's 3x3 neighbourhoods times the kernel,
 or the wide input times the kernel to all nine taps' outputs, then their shifted sum
-(`thin_conv`, 1.3-3.4x per layer).
+(`thin_conv`).
 
 The decoder's sub-pixel transposed convolution (`sub_pixel_conv_transpose`, four 2x2 convs,
 see `_sub_pixel_forward`) takes its input gradient from the transposed conv
@@ -28,7 +28,7 @@ itself: one stride-2 conv instead of the four 2x2 convs' gradients.
 
 `conv_general_dilated` below is a drop-in for `jax.lax.conv_general_dilated` (and
 `nn.Conv(conv_general_dilated=...)`): the same function, formulated differently only where
-that measured faster (sums reassociated; Winograd's exact algebra, whose float32 rounding
+that measured faster (each rule's table: experiments/benchmark/README.md; sums reassociated; Winograd's exact algebra, whose float32 rounding
 is ~1e-5 of the output's scale). Configurations it does not cover
 (dilation, feature groups, layouts other than NHWC/HWIO) use lax's. The networks use it
 only with `config.fast_paths` on (`auto` on the CPU backend; see `lpaae_jax.backend`).
@@ -86,8 +86,7 @@ def matmul_kernel_gradient_is_faster(input_shape, kernel_shape, strides, padding
   """Where the tap-by-tap matmuls beat XLA:CPU's kernel gradient (batch 64, this project's
   CPU; `python -m experiments.benchmark.kernel_gradients`, the per-layer timings in
   experiments/benchmark/kernel_gradients_cpu_2026-12-04.txt, whole iterations in
-  experiments/benchmark/NOTEBOOK.md): the 1x1 skip projections, 3-4x faster at every
-  width. For 3x3 and larger kernels XLA's own kernel gradient measured as fast or faster,
+  experiments/benchmark/NOTEBOOK.md): the 1x1 skip projections, at every width. For 3x3 and larger kernels XLA's own kernel gradient measured as fast or faster,
   layer by layer and in whole iterations at width 64, so those keep it."""
   del input_shape, strides, padding  # the measured rule depends on the kernel alone
   return kernel_shape[0] == kernel_shape[1] == 1
@@ -188,8 +187,7 @@ def winograd_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
 def _tile_positions(x, tile: int):
   """(B, H', W', C) -> (tile**2, B, th * tw, C): for each position (i, j) of the tile x tile
   tiles at stride 4, x at that position of every tile (a stride-4 slice), the tiles' rows
-  and columns flattened (stride-4 slices, stacked: shorter than the reshapes and transpose
-  to the same layout used until 2026-12-06, and as fast within the noise)."""
+  and columns flattened (stride-4 slices, stacked)."""
   batch, _, _, features = x.shape
   tiles_h, tiles_w = (x.shape[1] - tile) // _OUT + 1, (x.shape[2] - tile) // _OUT + 1
   positions = jnp.stack([
@@ -283,8 +281,7 @@ def thin_conv_is_faster(input_shape, kernel_shape, strides, padding) -> bool:
   (batch 64, float32, 32x32 maps, this project's CPU, the train steps' compiler options;
   `python -m experiments.benchmark.thin_layers`, thin_layers_cpu.txt): 3x3 stride-1 SAME
   convs with at most 4 channels in or out - the encoder's first and the decoder's last
-  layer, which XLA runs at 10-20 GFLOP/s with 1 or 3 channels on one side. Wider ones
-  keep XLA's (16 -> 16: 0.24x)."""
+  layer. Wider ones keep XLA's."""
   del input_shape  # measured on 32x32 maps; the formulation does not depend on the size
   return (tuple(kernel_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
           and tuple(map(tuple, padding)) == ((1, 1), (1, 1))
@@ -394,9 +391,8 @@ def sub_pixel_conv_transpose(x, kernel):
   """`lax.conv_transpose(x, kernel, (2, 2), "SAME")` with nn.ConvTranspose's (unflipped)
   (4, 4, C, F) kernel: forward and kernel gradient by the four sub-pixel 2x2 convs (XLA:CPU
   runs transposed convs an order of magnitude slower per FLOP), the input gradient as the
-  transposed conv's own, one 4x4 stride-2 conv of the output gradient: 2.1x faster than the
-  four 2x2 convs' input gradients on width 64's 16x16 level, 1.07-1.6x on the others
-  (experiments/benchmark/sub_pixel_layers_cpu.txt)."""
+  transposed conv's own, one 4x4 stride-2 conv of the output gradient, faster than the four
+  2x2 convs' input gradients (experiments/benchmark/sub_pixel_layers_cpu.txt)."""
   return _sub_pixel_forward(x, kernel)
 
 

@@ -3,11 +3,9 @@
 Each call of a train step allocates its temporaries (in heaps of `compiler.TEMP_HEAP_BYTES`)
 and frees them when it returns. glibc then hands the free top of its arenas back to the
 kernel and deletes arena heaps that became empty, so the next call page-faults the same
-memory in again: 106,000-162,000 faults per iteration at width 64. With the trim and mmap
-thresholds fixed high and a 1 GiB top pad (an arena keeps that much free memory at its top,
-and its heaps are never deleted) 14,000-29,000 remain, and iterations ran faster at width
-64 in 13 of 14 alternating rounds (median -3%), at width 8 in 9 of 12, at width 16 in 6 of
-12 (`experiments/benchmark/malloc_thresholds_ab.sh`, experiments/benchmark/NOTEBOOK.md).
+memory in again. With the trim and mmap thresholds fixed high and a 1 GiB top pad (an
+arena keeps that much free memory at its top, and its heaps are never deleted) most of
+those faults go and iterations ran faster (experiments/benchmark/NOTEBOOK.md, "malloc").
 The cost: the process keeps its peak heap for its lifetime, which a training process
 reaches every step anyway. `train.train_and_evaluate` and the benchmark apply it with the
 CPU fast paths on; the train steps themselves do not (it is a setting of the whole process).

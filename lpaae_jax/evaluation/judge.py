@@ -141,8 +141,7 @@ def _train_step(module: JudgeCNN, tx: optax.GradientTransformation, augment: boo
 
 def _jitted_train_step(module: JudgeCNN, tx: optax.GradientTransformation, augment: bool,
                        compiler_options):
-  """The train step compiled with the backend's compiler options (XLA:CPU: 1.7x faster for
-  a two-conv judge)."""
+  """The train step compiled with the backend's compiler options (faster on XLA:CPU)."""
   return jax.jit(functools.partial(_train_step, module, tx, augment),
                  compiler_options=dict(compiler_options) or None)
 
