@@ -8,7 +8,7 @@ For each batch size: the compile (first call) and the best of `--repeats` timed 
 the network on random 299x299 inputs, as images per second. On XLA:CPU small batches run
 about twice as fast per image as the batches of 50-100 that suit accelerators, which is why
 `evaluate.inception_batch_size` caps them with the CPU fast paths
-(`evaluate.CPU_INCEPTION_BATCH_SIZE`; measurements in experiments/benchmark/NOTEBOOK.md).
+(`backend.CPU_INCEPTION_BATCH_SIZE`; measurements in experiments/benchmark/NOTEBOOK.md).
 `--fast_paths` compiles the network as evaluation does under that config.fast_paths value
 (`cpu`: with `Backend.compiler_options`, XLA's own convolutions instead of YNNPACK's).
 """

@@ -43,6 +43,7 @@ from lpaae_jax import evaluate
 from lpaae_jax import input_pipeline
 from lpaae_jax import losses
 from lpaae_jax import models
+from lpaae_jax import train_steps
 from lpaae_jax.forward import apply_train
 from lpaae_jax.states import States
 
@@ -123,7 +124,7 @@ def train_yardstick(name: str, config, workdir: str):
              else autoencoder_step)
   spec = models.ModelSpec.from_config(config)
   step_fn = jax.jit(step_fn, donate_argnums=0, compiler_options=dict(
-      models.train_step_compiler_options(spec, config.batch_size)) or None)
+      train_steps.step_compiler_options(spec, config.batch_size)) or None)
   manager = checkpointing.create_manager(workdir, config)
   try:
     restored = checkpointing.restore_newest_usable(manager, config)
