@@ -256,8 +256,7 @@ def _json_path(path: str) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-  lines = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {lines[0] if lines else ''}"
+  return f"{type(error).__name__}: {errors.first_line(error)}"
 
 
 def load_judge(path: str, dataset: Optional[str] = None) -> Judge:
