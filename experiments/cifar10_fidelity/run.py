@@ -148,6 +148,10 @@ VARIANTS.update({
         "none", {**cifar10_defaults(), "loss.adv_code_weight": 0.03},
         "less code-adversary pressure: at 0.3 the reconstructions got worse (0.092 -> "
         "0.103); the learned prior follows the encoder's codes through D_C either way"),
+    "cifar10_none_flip": (
+        "none", {**cifar10_defaults(), "random_flip": True},
+        "horizontal flips of the training images (twice the data a GAN sees; CIFAR-10's "
+        "classes are mirror-symmetric)"),
     "cifar10_supervised_info_3": (
         "supervised", {**cifar10_defaults(), "loss.info_weight": 3.0},
         "the info term at 3 (MNIST's unsupervised value): Q's pull on the decoder to show "
