@@ -21,6 +21,7 @@ from absl import logging
 import ml_collections
 import orbax.checkpoint as ocp
 
+from lpaae_jax import config_validation
 from lpaae_jax import errors
 from lpaae_jax import models
 from lpaae_jax import states as states_lib
@@ -165,6 +166,15 @@ def abstract_states(config: ml_collections.ConfigDict, sharding=None) -> states_
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
+# Model-spec fields of options since retired (config_validation.RETIRED_FIELDS), each with
+# the saved value under which a checkpoint holds what this code builds.
+_RETIRED_SPEC_FIELDS = {
+    "label_tie": lambda saved: "both" if saved.get("condition") == "supervised" else "none",
+    "image_disc_norm": lambda saved: "batch",
+    "image_disc_width": lambda saved: 0,
+}
+
+
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict,
                      directory: str, holding: str = "holds a checkpoint of") -> None:
   """Raises CheckpointMismatchError naming the dataset, or else the first model field, that
@@ -181,6 +191,12 @@ def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict,
         f"dataset={config.dataset!r}: {fix}")
   expected = run_metadata(config, 0)["model_spec"]
   saved = meta.get("model_spec", {})
+  for field, neutral in _RETIRED_SPEC_FIELDS.items():
+    if field in saved and saved[field] != neutral(saved):
+      commit = config_validation.RETIRED_FIELDS[f"model.{field}"].last_commit
+      raise CheckpointMismatchError(
+          f"{directory} {holding} a model with model.{field}={saved[field]!r}, an option "
+          f"retired after commit {commit}: check out that commit to use this run.")
   for field, value in expected.items():
     if field in saved and saved[field] != value:
       config_field = "compute_dtype" if field == "compute_dtype" else f"model.{field}"

@@ -268,23 +268,14 @@ class ImageDiscriminator(nn.Module):
   hidden: int = 1000
   bn_momentum: float = 0.9
   dtype: Dtype = jnp.float32
-  # ours (SPEC §1): "batch", the table's BatchNorm after conv layers 2 and 3, each batch
-  # normalised by its own statistics; "none"; "spectral": every layer's weights divided by
-  # their spectral norm (Miyato et al. 2018; power-iteration state in batch_stats).
-  norm: str = "batch"
   conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, train: bool):
-    def layer(module, inputs):
-      if self.norm == "spectral":
-        return nn.SpectralNorm(module)(inputs, update_stats=train)
-      return module(inputs)
-
     def conv_block(features, inputs, batch_norm: bool):
-      h = layer(self.conv(features, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
-                          param_dtype=jnp.float32), inputs)
-      if batch_norm and self.norm == "batch":
+      h = self.conv(features, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                    param_dtype=jnp.float32)(inputs)
+      if batch_norm:  # the table's BatchNorm, each batch by its own statistics
         h = _batch_norm(train, self.bn_momentum, self.dtype)(h)
       return nn.leaky_relu(h, LEAKY_SLOPE)
 
@@ -295,9 +286,9 @@ class ImageDiscriminator(nn.Module):
     layer2 = conv_block(2 * self.width, layer1, batch_norm=True)
     layer3 = conv_block(4 * self.width, layer2, batch_norm=True)
     h = layer3.reshape(layer3.shape[0], -1)
-    h = nn.leaky_relu(layer(dense(self.hidden), h), LEAKY_SLOPE)
-    logit = layer(dense(1, "D"), h)[:, 0]
-    q_outputs = layer(dense(self.num_classes, "Q"), h)
+    h = nn.leaky_relu(dense(self.hidden)(h), LEAKY_SLOPE)
+    logit = dense(1, "D")(h)[:, 0]
+    q_outputs = dense(self.num_classes, "Q")(h)
     features = tuple(f.astype(jnp.float32) for f in (layer1, layer2, layer3))
     return logit.astype(jnp.float32), q_outputs.astype(jnp.float32), features
 
@@ -338,17 +329,13 @@ class ModelSpec:
   disc_hidden: int = 1000
   code_disc_hidden: tuple[int, ...] = (1000, 500, 200)
   bn_momentum: float = 0.9
-  label_tie: str = "none"
   code_generator_s_scale: float = 1.0  # the one-hot s in the code generator's input
   compute_dtype: str = "float32"
   # How the same functions are computed (config.fast_paths; lpaae_jax/backend.py).
   backend: backend_lib.Backend = backend_lib.Backend()
-  # ours (SPEC §1): the decoder's upsampling conv and block normalisation, D_I's
-  # normalisation and width (0: `width`).
+  # ours (SPEC §1): the decoder's upsampling conv and block normalisation.
   upsampling: str = "transposed"
   decoder_norm: str = "none"
-  image_disc_norm: str = "batch"
-  image_disc_width: int = 0
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "ModelSpec":
@@ -360,16 +347,12 @@ class ModelSpec:
                disc_hidden=model.disc_hidden,
                code_disc_hidden=tuple(model.code_disc_hidden),
                bn_momentum=model.bn_momentum,
-               # The tie only exists in the supervised setting (the others have no labels).
-               label_tie=model.label_tie if model.condition == "supervised" else "none",
                code_generator_s_scale=float(model.get("code_generator_s_scale", 1.0)),
                compute_dtype=config.compute_dtype,
                backend=backend_lib.from_config(config),
                # Configs from before the fields: the paper's table.
                upsampling=model.get("upsampling", "transposed"),
-               decoder_norm=model.get("decoder_norm", "none"),
-               image_disc_norm=model.get("image_disc_norm", "batch"),
-               image_disc_width=model.get("image_disc_width") or 0)
+               decoder_norm=model.get("decoder_norm", "none"))
 
   @property
   def conditional(self) -> bool:
@@ -381,13 +364,13 @@ class ModelSpec:
 
   @property
   def label_conditioned_code_discriminator(self) -> bool:
-    """Supervised with the code tie: D_C judges [code; one-hot label] (DESIGN §2 (a))."""
-    return self.condition == "supervised" and self.label_tie in ("code_discriminator", "both")
+    """Supervised label tie (a): D_C judges [code; one-hot label] (DESIGN §2)."""
+    return self.condition == "supervised"
 
   @property
   def q_on_real_images(self) -> bool:
-    """Supervised with the Q tie: Q also learns the labels of real images (DESIGN §2 (b))."""
-    return self.condition == "supervised" and self.label_tie in ("q_real", "both")
+    """Supervised label tie (b): Q also learns the labels of real images (DESIGN §2)."""
+    return self.condition == "supervised"
 
   @property
   def code_discriminator_input_size(self) -> int:
@@ -429,9 +412,8 @@ class ModelSpec:
 
   @functools.cache
   def image_discriminator(self) -> ImageDiscriminator:
-    return ImageDiscriminator(self.image_disc_width or self.width, self.num_classes,
-                              self.disc_hidden, self.bn_momentum, self.dtype,
-                              self.image_disc_norm, conv=self.backend.conv)
+    return ImageDiscriminator(self.width, self.num_classes, self.disc_hidden,
+                              self.bn_momentum, self.dtype, conv=self.backend.conv)
 
   @functools.cache
   def code_discriminator(self) -> CodeDiscriminator:

@@ -9,11 +9,10 @@ discriminator is updated first and the generator-side networks then train agains
 updated discriminator, in the order of Algorithm 1; each shared forward pass (enc(x);
 dec(z_c) and dec(enc(x))) is computed once and its vjp carries the generator gradient back.
 
-Supervised label tie (DESIGN §2, `model.label_tie`): with `code_discriminator` D_C judges
-[z_c; one-hot y] against [enc(x); one-hot y] (s = y, the batch's labels), so each class's
-codes must match the prior of that class; with `q_real` the Q head also learns y from the
-real images, so the info term makes dec(z_c(s)) look like class s to a classifier of real
-data; `both` uses both.
+Supervised label tie (DESIGN §2): D_C judges [z_c; one-hot y] against [enc(x); one-hot y]
+(s = y, the batch's labels), so each class's codes must match the prior of that class, and
+the Q head also learns y from the real images, so the info term makes dec(z_c(s)) look like
+class s to a classifier of real data.
 """
 
 import dataclasses

@@ -1,6 +1,6 @@
 """The model does what the paper shows, at test scale on real MNIST (tiny networks, a few
-hundred iterations): the supervised label tie is what makes s = j draw digit j, and the
-autoencoder reconstructs. experiments/fidelity measures the same at CPU scale."""
+hundred iterations): s = j draws digit j in the supervised setting (the label tie), and
+the autoencoder reconstructs. experiments/fidelity measures the same at CPU scale."""
 
 import jax
 import numpy as np
@@ -17,20 +17,17 @@ STEPS = 400
 # configs/test.py grown to width 8, a 32-d code and batch 32, at 5x the default learning
 # rate: the cheapest run measured to reconstruct clearly (width 4 with batch 16 stayed at
 # the mean-image error; batch 32 needs 400 iterations where batch 64 needed 300, at 2/3 of
-# the images and time). Measured: tied 0.83 / untied 0.12, reconstruction MSE 0.153 vs 0.210.
+# the images and time). Measured: the judge reads s = j as j 0.83 (0.12 without the label
+# tie, an option until commit 2b0a9d1), reconstruction MSE 0.153 (the mean image's: 0.210).
 SMALL_MODEL = {"model.width": 8, "model.code_dim": 32, "model.noise_dim": 32,
                "batch_size": 32, "optim.learning_rate": 1e-3}
 
 
-def _train(real_data_dir, **overrides):
-  config = tiny_config("supervised", "learned", data_dir=str(real_data_dir), download=False,
-                       **{**SMALL_MODEL, **overrides})
-  return config, train_on_real_data(config, STEPS)
-
-
 @pytest.fixture(scope="module")
-def tied_run(real_data_dir):
-  return _train(real_data_dir)  # the default tie: "both"
+def supervised_run(real_data_dir):
+  config = tiny_config("supervised", "learned", data_dir=str(real_data_dir), download=False,
+                       **SMALL_MODEL)
+  return config, train_on_real_data(config, STEPS)
 
 
 def _conditional_accuracy(states, judge_dir, num=500):
@@ -40,20 +37,15 @@ def _conditional_accuracy(states, judge_dir, num=500):
   return disentanglement.conditional_accuracy(labels, s)
 
 
-def test_supervised_label_tie_aligns_s_with_the_labels(tied_run, real_data_dir,
-                                                       trained_judge_dir):
-  _, untied = _train(real_data_dir, **{"model.label_tie": "none"})
-  tied_accuracy = _conditional_accuracy(tied_run[1], trained_judge_dir)
-  untied_accuracy = _conditional_accuracy(untied, trained_judge_dir)
-  print(f"\njudge reads s=j as digit j: {tied_accuracy:.3f} with the tie, "
-        f"{untied_accuracy:.3f} without")
-  # Without the tie any permutation of the classes is optimal: alignment is chance (0.1).
-  assert untied_accuracy < 0.2
-  assert tied_accuracy > 0.3 and tied_accuracy > 2 * untied_accuracy
+def test_supervised_s_draws_the_digit_of_its_label(supervised_run, trained_judge_dir):
+  accuracy = _conditional_accuracy(supervised_run[1], trained_judge_dir)
+  print(f"\njudge reads s=j as digit j: {accuracy:.3f}")
+  # Without the label tie any permutation of the classes is optimal: chance is 0.1.
+  assert accuracy > 0.5
 
 
-def test_autoencoder_reconstructs_real_digits(tied_run):
-  config, states = tied_run
+def test_autoencoder_reconstructs_real_digits(supervised_run):
+  config, states = supervised_run
   reconstruction_mse, mean_image_mse = reconstruction_and_mean_image_mse(config, states)
   print(f"\nreconstruction MSE {reconstruction_mse:.3f}; predicting the mean test digit: "
         f"{mean_image_mse:.3f}")

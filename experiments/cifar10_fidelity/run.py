@@ -49,7 +49,6 @@ JUDGE = dict(num_steps=6000, batch_size=128, learning_rate=1e-3, widths=(32, 64,
 # The model of the committed paper-table runs (experiments/paper_table/results_cpu): the
 # fields this work added, at the paper's table.
 PAPER_TABLE = {"model.upsampling": "transposed", "model.decoder_norm": "none",
-               "model.image_disc_norm": "batch", "model.image_disc_width": None,
                "loss.pixel_rec_weight": 0.0, "loss.rec_weight_decoder": 1.0,
                "random_flip": False}
 
@@ -70,11 +69,6 @@ VARIANTS = {
     "resize_conv": ("none", _RESIZE, "nearest upsampling + 3x3 conv instead of the 4x4 "
                     "stride-2 transposed conv, the known source of a checkerboard (Odena et "
                     "al. 2016): is it the lattice?"),
-    "resize_conv_disc_none": ("none", {**_RESIZE, "model.image_disc_norm": "none"},
-                              "D_I without BatchNorm: each batch normalised by its own "
-                              "statistics hides what every fake image shares"),
-    "resize_conv_disc_spectral": ("none", {**_RESIZE, "model.image_disc_norm": "spectral"},
-                                  "D_I with spectral norm instead of BatchNorm"),
     "resize_conv_pixel_1": ("none", {**_RESIZE, "loss.pixel_rec_weight": 1.0},
                             "a pixel MSE in L_rec beside the D_I features: colour and "
                             "layout the batch-normalised features do not see"),
@@ -96,10 +90,6 @@ VARIANTS = {
         "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "loss.adv_rec_weight": 0.3},
         "less realism pressure on dec(enc(x)), which pulls the decoder away from the "
         "reconstruction"),
-    "resize_conv_pixel_10_disc_none": (
-        "none", {**_RESIZE, "loss.pixel_rec_weight": 10.0, "model.image_disc_norm": "none"},
-        "D_I without BatchNorm once the pixel term carries the reconstructions (alone, its "
-        "unnormalised features made L_rec ~10x smaller)"),
     "resize_conv_decoder_bn": ("none", {**_RESIZE, "model.decoder_norm": "batch"},
                                "BatchNorm inside the decoder's blocks"),
     "resize_conv_pixel_30_lambda_3": (
@@ -157,6 +147,13 @@ VARIANTS.update({
         "the info term at 3 (MNIST's unsupervised value): Q's pull on the decoder to show "
         "s's class, the lever s at 3 was for the code generator, without its grain"),
 })
+
+# Variants of options since retired (lpaae_jax/config_validation.py, RETIRED_FIELDS): their
+# rows stay in results/, their code is at commit RETIRED_AT. name -> (setting, why).
+RETIRED_AT = "2b0a9d1"
+RETIRED_VARIANTS = {
+    "resize_conv_disc_spectral": ("none", "D_I with spectral norm instead of BatchNorm"),
+}
 
 COLUMNS = (
     ("fid", "FID", 1),
@@ -289,6 +286,8 @@ def write_report(results_dir: str, judge_info: dict) -> None:
     lines.append("")
   lines += ["## Variants", ""] + [f"* `{name}` ({setting}): {why}"
                                   for name, (setting, _, why) in VARIANTS.items()]
+  lines += [f"* `{name}` ({setting}; retired, its code is at commit {RETIRED_AT}): {why}"
+            for name, (setting, why) in RETIRED_VARIANTS.items()]
   file_utils.write_atomically(os.path.join(results_dir, "results.md"),
                               lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
 
@@ -297,6 +296,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   FLAGS = flags.FLAGS
+  retired = [name for name in FLAGS.variants if name in RETIRED_VARIANTS]
+  if retired:
+    raise app.UsageError(f"--variants: {retired[0]} is retired; its code is at commit "
+                         f"{RETIRED_AT}.")
   unknown = set(FLAGS.variants) - set(VARIANTS)
   if unknown:
     raise app.UsageError(f"--variants: unknown {', '.join(sorted(unknown))}; choose from "

@@ -55,10 +55,6 @@ def _discriminators_lr(scale: float) -> dict:
 
 
 VARIANTS = {
-    "sup_before": ("supervised", {**_BEFORE, "model.label_tie": "none",
-                                  "model.fixed_batch_norm": "running",
-                                  "eval.recalibrate_bn_batches": 0},
-                   "the model before the fidelity work (but padded with -1)"),
     "sup_adv_code_1_layer_3": ("supervised", _BEFORE,
                                "the loss weights before this work, with the label tie and "
                                "batch statistics for fixed networks"),
@@ -74,13 +70,6 @@ VARIANTS = {
     "sup_layer_3_pixel_1": ("supervised", {**_LAYER_3, "loss.pixel_rec_weight": 1.0},
                             "does a pixel term keep the digit's identity?"),
     "sup_defaults": ("supervised", _LR_2E4, "the defaults: all three D_I layers in L_rec"),
-    "sup_tie_none": ("supervised", {**_LR_2E4, "model.label_tie": "none"},
-                     "without a label tie (Algorithm 1 as transcribed)"),
-    "sup_tie_code_discriminator": ("supervised", {**_LR_2E4,
-                                                  "model.label_tie": "code_discriminator"},
-                                   "the label-conditioned code discriminator alone"),
-    "sup_tie_q_real": ("supervised", {**_LR_2E4, "model.label_tie": "q_real"},
-                       "Q trained on real labels alone"),
     "sup_fixed_bn_running": ("supervised", {**_LR_2E4, "model.fixed_batch_norm": "running"},
                              "fixed networks normalise with their running averages"),
     "sup_lr_4e-4": ("supervised", {"optim.learning_rate": 4e-4},
@@ -205,9 +194,14 @@ VARIANTS = {
 }
 
 # Variants of options since retired (lpaae_jax/config_validation.py, RETIRED_FIELDS): their
-# rows stay in results/, their code is at commit RETIRED_AT. name -> (setting, why).
-RETIRED_AT = "eee533d"
+# rows stay in results/, their code at the commit RETIRED_AT names. name -> (setting, why).
 RETIRED_VARIANTS = {
+    "sup_before": ("supervised", "the model before the fidelity work (but padded with -1): "
+                   "no label tie, running averages in fixed networks"),
+    "sup_tie_none": ("supervised", "without a label tie (Algorithm 1 as transcribed)"),
+    "sup_tie_code_discriminator": ("supervised",
+                                   "the label-conditioned code discriminator alone"),
+    "sup_tie_q_real": ("supervised", "Q trained on real labels alone"),
     "unsup_real_cluster_1": ("unsupervised",
         "Q also clusters real images (RIM/CatGAN term, ours, beyond the paper): does s "
         "then name the real data's groups, the digits?"),
@@ -240,6 +234,10 @@ RETIRED_VARIANTS = {
         "look-alike groups (4/7/9, 3/5/8); do categories formed on digit-like images name "
         "the digits?"),
 }
+_LABEL_TIE_VARIANTS = ("sup_before", "sup_tie_none", "sup_tie_code_discriminator",
+                       "sup_tie_q_real")
+RETIRED_AT = {name: "2b0a9d1" if name in _LABEL_TIE_VARIANTS else "eee533d"
+              for name in RETIRED_VARIANTS}
 
 # configs/mnist.py's unsupervised learned prior took its current defaults (s scale 3, code
 # adversary 0.3, info weight 0.5 on affine copies) after the variants above had run: every
@@ -333,7 +331,7 @@ def write_report(results_dir: str, judge_info: dict) -> None:
               "|---|---|---|---|---|" + "---|" * (len(COLUMNS) + 1), *rows, ""]
   lines += ["## Variants", ""] + [f"* `{name}` ({setting}): {why}"
                                   for name, (setting, _, why) in VARIANTS.items()]
-  lines += [f"* `{name}` ({setting}; retired, its code is at commit {RETIRED_AT}): {why}"
+  lines += [f"* `{name}` ({setting}; retired, its code is at commit {RETIRED_AT[name]}): {why}"
             for name, (setting, why) in RETIRED_VARIANTS.items()]
   file_utils.write_atomically(os.path.join(results_dir, "results.md"),
                               lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
@@ -343,6 +341,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   FLAGS = flags.FLAGS
+  retired = [name for name in FLAGS.variants if name in RETIRED_VARIANTS]
+  if retired:
+    raise app.UsageError(f"--variants: {retired[0]} is retired; its code is at commit "
+                         f"{RETIRED_AT[retired[0]]}.")
   unknown = set(FLAGS.variants) - set(VARIANTS)
   if unknown:
     raise app.UsageError(f"--variants: unknown {', '.join(sorted(unknown))}; choose from "

@@ -36,20 +36,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.model.disc_hidden = 1000       # D_I's dense layer
   # ours (SPEC §1): the decoder's 2x upsampling, "transposed" (the paper's 4x4 stride-2
   # transposed conv) or "resize_conv" (nearest upsampling, then a 3x3 conv); its blocks'
-  # normalisation, "none" (the paper's table) or "batch"; D_I's normalisation, "batch" (the
-  # table's BatchNorm, each batch by its own statistics), "none" or "spectral"; D_I's width
-  # (None: model.width).
+  # normalisation, "none" (the paper's table) or "batch".
   config.model.upsampling = "transposed"
   config.model.decoder_norm = "none"
-  config.model.image_disc_norm = "batch"
-  config.model.image_disc_width = ml_collections.config_dict.placeholder(int)
   config.model.code_disc_hidden = (1000, 500, 200)
   config.model.bn_momentum = 0.9        # ours: running stats track fast for inference-mode use
-  # ours (DESIGN §2): how the supervised setting ties s to the real labels. code_discriminator:
-  # D_C judges [code; one-hot label]; q_real: Q also learns the labels of real images;
-  # both; none (Algorithm 1 as transcribed: classes come out in arbitrary order).
-  # Only the supervised setting has labels to tie; the others ignore the field.
-  config.model.label_tie = "both"
   # ours (DESIGN §3): a network a phase keeps fixed normalises with the batch's own statistics
   # ("batch") or with its running averages ("running"); its averages are never updated.
   config.model.fixed_batch_norm = "batch"
