@@ -4,9 +4,9 @@ Run:  python -m lpaae_jax.main --config=configs/cifar10.py --workdir=runs/cifar1
       python -m lpaae_jax.main --config=configs/cifar10.py:supervised,fixed --workdir=...
 Expected (DESIGN §5, paper's authors): Inception Score 7.31 (learned prior, `none`) vs 6.37
 (fixed prior); supervised 6.52 vs 6.20; unsupervised 6.02 vs 5.73. Not yet reproduced by us,
-and its time is unmeasured: no accelerator has run it.
-Its model's values below: experiments/cifar10_fidelity/README.md (at width 16, 3,000
-iterations, image generation: lattice and colour grain <= 2x real, reconstruction MSE 0.092).
+and its time on an accelerator is unmeasured (on a 2-core CPU: days).
+Its model's values below: experiments/cifar10_fidelity/README.md (width 16: lattice and
+colour grain <= 2x real; width 64, 600 iterations: no lattice growing).
 """
 
 from lpaae_jax.configs import default
