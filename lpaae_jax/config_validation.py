@@ -55,6 +55,7 @@ RETIRED_FIELDS = {
     "model.label_tie": RetiredField("both", "2b0a9d1"),
     "model.image_disc_norm": RetiredField("batch", "2b0a9d1"),
     "model.image_disc_width": RetiredField(None, "2b0a9d1"),
+    "random_flip": RetiredField(False, "53b2694"),  # no better on CIFAR-10
 }
 
 
@@ -189,8 +190,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   value = config.eval.get("decoder_batch_norm", "pooled")  # the field's default before it
   _require(value in DECODER_BATCH_NORMS, "eval.decoder_batch_norm", value,
            f"allowed: {', '.join(DECODER_BATCH_NORMS)}")
-  value = config.get("random_flip", False)  # configs from before the field do not flip
-  _require(isinstance(value, bool), "random_flip", value, "must be True or False")
   value = _get(config, "seed")
   _require(isinstance(value, int) and not isinstance(value, bool), "seed", value,
            "must be an integer")

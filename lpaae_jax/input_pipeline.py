@@ -256,14 +256,12 @@ def _check_sharding(batch_size: int, process_index: int, process_count: int) -> 
 def batches_from_arrays(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int,
                         start_step: int = 0, end_step: Optional[int] = None,
                         process_index: int = 0, process_count: int = 1,
-                        image_size: int = IMAGE_SIZE,
-                        random_flip: bool = False) -> Iterator[Batch]:
+                        image_size: int = IMAGE_SIZE) -> Iterator[Batch]:
   """Batches of steps [start_step, end_step) (forever when None) from in-memory uint8 arrays.
 
   The global batch of step t is a pure function of (seed, t); this process yields its
   rows [process_index * b, (process_index + 1) * b), b = batch_size // process_count. See
-  the module docstring for the design. `random_flip`: each image mirrored left-right with
-  probability 1/2, also a pure function of (seed, t) and the row.
+  the module docstring for the design.
   """
   _check_sharding(batch_size, process_index, process_count)
   num_examples = len(labels)
@@ -288,10 +286,6 @@ def batches_from_arrays(images: np.ndarray, labels: np.ndarray, *, batch_size: i
     indices = tf.random.experimental.index_shuffle(positions, tf.stack([seed_t, epoch]),
                                                    max_index)
     images = preprocess_images(tf.gather(images_t, indices), image_size)
-    if random_flip:  # drawn for the global batch, so any process count flips the same rows
-      flip = tf.random.stateless_uniform([batch_size], tf.stack([step, seed_t])) < 0.5
-      flip = tf.gather(flip, rows)[:, None, None, None]
-      images = tf.where(flip, tf.reverse(images, axis=[2]), images)
     return {"image": images, "label": tf.gather(labels_t, indices)}
 
   if end_step is None:
@@ -319,5 +313,4 @@ def create_train_iterator(config: ml_collections.ConfigDict, start_step: int = 0
   images, labels = _load_train_arrays(config)
   return batches_from_arrays(images, labels, batch_size=config.batch_size, seed=config.seed,
                              start_step=start_step, end_step=end_step,
-                             process_index=process_index, process_count=process_count,
-                             random_flip=bool(config.get("random_flip", False)))
+                             process_index=process_index, process_count=process_count)

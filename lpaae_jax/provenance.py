@@ -96,7 +96,7 @@ def _make_tuples(tree, path: list):
 # Config fields added after runs began storing their config, each with the value that
 # reproduces what runs stored before it did: such a run's config.json loads and evaluates.
 ADDED_FIELDS = {"loss.info_augmentation": "none", "model.upsampling": "transposed",
-                "model.decoder_norm": "none", "random_flip": False,
+                "model.decoder_norm": "none",
                 "eval.decoder_batch_norm": "pooled", "num_summary_images": 1000}
 
 

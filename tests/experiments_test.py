@@ -151,12 +151,12 @@ def test_paper_table_keeps_runs_its_results_record_when_the_workdir_is_gone(
   # the model as it was), not at another value.
   record = json.loads((results / "results.json").read_text())
   for run in record["runs"].values():
-    del run["metrics"]["provenance"]["config"]["random_flip"]
+    del run["metrics"]["provenance"]["config"]["model"]["decoder_norm"]
   (results / "results.json").write_text(json.dumps(record))
   assert set(paper_table.recorded_runs(config, str(results))) == set(TABLE_RUNS)
-  flipped = config.copy_and_resolve_references()
-  flipped.random_flip = True
-  assert paper_table.recorded_runs(flipped, str(results)) == {}
+  other_decoder = config.copy_and_resolve_references()
+  other_decoder.model.decoder_norm = "batch"
+  assert paper_table.recorded_runs(other_decoder, str(results)) == {}
   # Records made while a since-retired field existed match at its neutral value only.
   monkeypatch.setitem(config_validation.RETIRED_FIELDS, "model.widget",
                       config_validation.RetiredField(0, "abc1234"))
@@ -342,3 +342,105 @@ def test_category_confusion_counts_each_category_and_agrees_with_the_cluster_acc
   assert table[0] == f"### run, step 7: cluster accuracy {accuracy:.3f}"
   for s, line in enumerate(table[4:]):
     assert [int(cell) for cell in line.strip("|").split("|")] == [s, *counts[s]]
+
+
+def _seed_run(fid=None, accuracy=None, key="conditional_accuracy", step=20, **extra):
+  """A finished run's record as results.json holds it (only the metrics that matter here)."""
+  metrics = {name: value for name, value in (("fid", fid), (key, accuracy)) if value is not None}
+  return {"metrics": {"step": step, **metrics, **extra}, "train_seconds": 1080.0,
+          "eval_seconds": 300.0}
+
+
+def test_paper_table_seeds_mean_std_and_the_all_seeds_claim():
+  runs = {}
+  for seed, (learned_fid, fixed_fid, learned_acc, fixed_acc) in enumerate(
+      ((100.0, 105.0, 0.5, 0.45), (110.0, 115.0, 0.4, 0.45), (120.0, 125.0, 0.6, 0.45))):
+    runs[("supervised", "learned", seed)] = _seed_run(learned_fid, learned_acc,
+                                                      sample_lattice_ratio_p2=1.1)
+    runs[("supervised", "fixed", seed)] = _seed_run(fixed_fid, fixed_acc)
+  # Unsupervised: seed 1 of the fixed prior not run yet, so one seed has both.
+  runs[("unsupervised", "learned", 0)] = _seed_run(90.0, 0.3, key="cluster_accuracy")
+  runs[("unsupervised", "learned", 1)] = _seed_run(95.0, 0.2, key="cluster_accuracy")
+  runs[("unsupervised", "fixed", 0)] = _seed_run(80.0, 0.1, key="cluster_accuracy")
+  runs[("none", "fixed", 0)] = {"metrics": {}, "diverged": "NaN", "train_seconds": 60.0}
+
+  mean, std, values = paper_table.aggregate(runs)[("supervised", "learned")]["fid"]
+  assert (mean, std, values) == (pytest.approx(110.0), pytest.approx(10.0),
+                                 [100.0, 110.0, 120.0])
+  table = paper_table.seed_table(runs)
+  assert table.splitlines()[0] == ("| setting | prior | seeds | FID | judge cond. acc. | "
+                                   "judge cluster acc. | lattice p2 |")
+  assert ("| supervised | learned | 3 | 110.0 ± 10.0 | 0.500 ± 0.100 | – | 1.10 ± 0.00 |"
+          in table)
+  assert "| image generation | fixed | 0 | – | – | – | – |" in table  # diverged: left out
+  assert "| unsupervised | fixed | 1 | 80.0 ± 0.0 | – | 0.100 ± 0.000 | – |" in table
+  assert paper_table.prior_comparison(runs, 3) == [
+      "- image generation: nothing to compare yet.",  # its one run diverged
+      "- supervised: FID (lower is better): learned prior better in every seed both have "
+      "(0, 1, 2); judge cond. acc. (higher is better): seeds disagree, no claim (learned "
+      "better in 0, 2, fixed in 1).",
+      "- unsupervised: FID (lower is better): fixed prior better in every seed both have "
+      "(0), 1 of 3 seeds: not yet a claim; judge cluster acc. (higher is better): learned "
+      "prior better in every seed both have (0), 1 of 3 seeds: not yet a claim."]
+  per_run = paper_table.per_run_table(runs)
+  assert "| image generation | fixed | 0 | diverged | diverged | diverged | diverged |" in per_run
+  assert "| supervised | fixed | 1 | 115.0 | 0.450 | – | – | 20 | 0.30 | 5.0 |" in per_run
+
+
+def test_paper_table_seed_flag_and_run_names():
+  assert paper_table.parse_seeds(["0", "1", "2"]) == [0, 1, 2]
+  for bad in (["a"], ["0", "0"], ["-1"], []):
+    with pytest.raises(app.UsageError, match=r"--seeds=.*e\.g\. --seeds=0,1,2"):
+      paper_table.parse_seeds(bad)
+  # One seed: the names of the table before --seeds (its records read back); several: per seed.
+  assert paper_table.run_name("supervised", "fixed", 0, [0]) == "supervised_fixed"
+  assert paper_table.run_name("supervised", "fixed", 1, [1]) == "supervised_fixed"
+  assert paper_table.run_name("supervised", "fixed", 1, [0, 1]) == "supervised_fixed_seed1"
+  configs = paper_table.study_configs(tiny_config(), "/runs", seeds=[0, 1])
+  assert list(configs) == [(c, p, seed) for seed in (0, 1) for c, p in paper_table.RUNS]
+  assert [config.seed for config in configs.values()] == [0] * 6 + [1] * 6
+
+
+def test_paper_table_seeds_read_back_records_keyed_as_before(tmp_path, monkeypatch):
+  """A one-seed table reads back its results.json record keyed <setting>_<prior>; a seeded
+  study reads it back as seed 0 (same config), keys its runs by seed and copies the figures
+  of each cell's first seed. Nothing is trained."""
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *args, **kwargs: pytest.fail(
+      "a recorded run was trained again"))
+  base, workdir = tiny_config(), tmp_path / "runs"
+  configs = paper_table.study_configs(base, str(workdir), seeds=[0, 1])
+
+  def record(key, fid):
+    made_by = json.loads(provenance.config_to_json(configs[key]))["config"]
+    return _seed_run(fid, step=configs[key].num_train_steps, provenance={"config": made_by})
+
+  one_seed = tmp_path / "one_seed"
+  one_seed.mkdir()
+  run_utils.write_json(str(one_seed / "results.json"), {"runs": {
+      "supervised_learned": record(("supervised", "learned", 0), 50.0)}})
+  seeded = tmp_path / "seeded"
+  shutil.copytree(one_seed, seeded)
+  assert set(paper_table.recorded_runs(base, str(one_seed))) == {("supervised", "learned")}
+  report = paper_table.run_table(base, str(workdir), str(one_seed),
+                                 runs=[("supervised", "learned")], seeds=[0])
+  assert "| supervised | learned | – | 6.52 | 50.00 |" in report
+  assert set(run_utils.read_json(str(one_seed / "results.json"))["runs"]) == {
+      "supervised_learned"}
+
+  # Seed 1 of the fixed prior finished in the workdir, with seed 0's figures beside it.
+  for seed in (0, 1):
+    run_dir = workdir / f"supervised_fixed_seed{seed}"
+    (run_dir / "eval").mkdir(parents=True)
+    run_utils.write_json(str(run_dir / "eval" / "metrics.json"),
+                         {"step": configs[("supervised", "fixed", seed)].num_train_steps,
+                          "fid": 60.0 + seed})
+    run_utils.write_json(str(run_dir / run_utils.RUN_INFO), {"train_seconds": 60.0})
+    (run_dir / "eval" / "samples_grid.png").write_bytes(f"seed {seed}".encode())
+  report = paper_table.run_table(base, str(workdir), str(seeded), seeds=[0, 1],
+                                 report_only=True)
+  assert set(run_utils.read_json(str(seeded / "results.json"))["runs"]) == {
+      "supervised_learned_seed0", "supervised_fixed_seed0", "supervised_fixed_seed1"}
+  not_run = report.split("Not run yet (the same command trains them): ")[1].split(".\n")[0]
+  assert len(not_run.split(", ")) == 12 - 3 and "supervised_learned_seed1" in not_run
+  assert "| supervised | fixed | 2 | 60.5 ± 0.7 |" in report
+  assert (seeded / "supervised_fixed_samples_grid.png").read_bytes() == b"seed 0"

@@ -237,30 +237,6 @@ def test_epochs_cover_distinct_examples_and_reshuffle():
   assert len(np.unique(np.concatenate(epochs))) > steps_per_epoch * 16
 
 
-def test_random_flip_mirrors_about_half_the_images_the_same_way_on_any_topology():
-  images, labels = synthetic_arrays()
-  # A left-right ramp (uint8), so a mirrored image is told from the original.
-  ramp = np.broadcast_to(np.arange(28, dtype=np.uint8)[None, None, :, None] * 9,
-                         (len(labels), 28, 28, 1))
-  flipped = lambda **kwargs: list(input_pipeline.batches_from_arrays(
-      ramp, labels, batch_size=16, seed=0, end_step=4, random_flip=True, **kwargs))
-  plain = list(input_pipeline.batches_from_arrays(ramp, labels, batch_size=16, seed=0,
-                                                  end_step=4))
-  mirrored = []
-  for flip_batch, plain_batch in zip(flipped(), plain):
-    np.testing.assert_array_equal(flip_batch["label"], plain_batch["label"])
-    for image, original in zip(flip_batch["image"], plain_batch["image"]):
-      is_mirrored = np.array_equal(image, original[:, ::-1])
-      assert is_mirrored or np.array_equal(image, original)
-      mirrored.append(is_mirrored)
-  assert 0.25 < np.mean(mirrored) < 0.75
-  shards = [flipped(process_index=p, process_count=2) for p in range(2)]
-  for step, batch in enumerate(flipped()):
-    np.testing.assert_array_equal(
-        np.concatenate([shard[step]["image"] for shard in shards]), batch["image"])
-  del images
-
-
 def test_seed_changes_order():
   a = next(synthetic_batches(seed=0))["label"]
   b = next(synthetic_batches(seed=1))["label"]

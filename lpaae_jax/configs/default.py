@@ -21,7 +21,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.download = True
   config.train_split = "train"
   config.eval_split = "test"
-  config.random_flip = False            # ours: mirror each training image with probability 1/2
 
   # --- Networks (DESIGN §1-3; "ours" marks what the paper leaves open).
   config.model = ml_collections.ConfigDict()
